@@ -1,0 +1,552 @@
+/*
+ * worker.c: lodge-worker's main: command line, listeners, the serving
+ * threads and their event loop, and a graceful stop.
+ *
+ * Runs as one hosted user (standalone: as whoever starts it).  The
+ * threads are symmetric: all of them wait on one epoll set in which every
+ * listener and every idle connection is armed EPOLLONESHOT, so whichever
+ * thread is free takes the next ready connection, serves its request
+ * (holding the GIL only inside the app) and re-arms it.  A thread busy in
+ * a slow request therefore never holds up another connection, and no
+ * request is passed between threads.  Idle and half-sent connections are
+ * timed out by shutting them down, which wakes the loop to close them: only
+ * the thread that owns a connection ever frees it.
+ *
+ * The same loop will later take connections handed over by the router (a
+ * descriptor plus the bytes it already read: conn_new takes both).
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+struct worker_ctx wctx;
+
+#define WORKER_DEFAULT_MAX_BODY (64ULL * 1024 * 1024)
+#define WORKER_DRAIN_MS 30000
+#define WORKER_SWEEP_MS 1000
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: lodge-worker --apps DIR --listen SPEC [--listen SPEC ...]\n"
+	    "                    [--log-dir DIR] [--threads N] [--max-body SIZE]\n"
+	    "                    [--max-head SIZE] [--drain-timeout SECONDS]\n"
+	    "\n"
+	    "Serves every app in DIR (DIR/NAME/wsgi.py, app.wsgi or lodge.ini),\n"
+	    "each in its own Python sub-interpreter.\n"
+	    "\n"
+	    "  --apps DIR           folder holding one folder per app\n"
+	    "  --listen SPEC        tcp:127.0.0.1:8080, tcp:[::1]:8080 or "
+	    "unix:/path.sock\n"
+	    "  --log-dir DIR        app logs go to DIR/NAME.log (default: "
+	    "stderr)\n"
+	    "  --threads N          serving threads, 1-%d (default 4)\n"
+	    "  --max-body SIZE      request body limit, e.g. 10M (default "
+	    "64M) -> 413\n"
+	    "  --max-head SIZE      request head limit (default 64K) -> 431\n"
+	    "  --drain-timeout S    on SIGTERM, wait this long for requests "
+	    "(default 30)\n"
+	    "  --version, --help\n",
+	    WORKER_MAX_THREADS);
+}
+
+/* ---- connections ---- */
+
+static void conn_register(struct conn *c)
+{
+	pthread_mutex_lock(&wctx.conns_lock);
+	c->next = wctx.conns;
+	c->prev = NULL;
+	if (wctx.conns != NULL)
+		wctx.conns->prev = c;
+	wctx.conns = c;
+	wctx.nconns++;
+	c->state = CONN_BUSY;
+	pthread_mutex_unlock(&wctx.conns_lock);
+}
+
+static void conn_close(struct conn *c)
+{
+	pthread_mutex_lock(&wctx.conns_lock);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		wctx.conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	wctx.nconns--;
+	pthread_mutex_unlock(&wctx.conns_lock);
+	conn_free(c);
+}
+
+/* Hands the connection back to the epoll set. */
+static void conn_arm(struct conn *c, bool is_new)
+{
+	struct epoll_event ev = {
+	    .events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP,
+	    .data.ptr = c,
+	};
+
+	pthread_mutex_lock(&wctx.conns_lock);
+	c->state = CONN_IDLE;
+	pthread_mutex_unlock(&wctx.conns_lock);
+	if (epoll_ctl(wctx.epfd, is_new ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd,
+	    &ev) < 0) {
+		log_warn("epoll_ctl: %s; closing a connection", strerror(errno));
+		pthread_mutex_lock(&wctx.conns_lock);
+		c->state = CONN_BUSY;
+		pthread_mutex_unlock(&wctx.conns_lock);
+		conn_close(c);
+	}
+}
+
+/* Shuts down idle connections past their timeout; the loop then sees
+ * them readable, reads EOF and closes them.  With all set, every idle
+ * connection goes (graceful stop). */
+static void sweep(bool all)
+{
+	int64_t now = util_now_ms();
+	struct conn *c;
+
+	pthread_mutex_lock(&wctx.conns_lock);
+	for (c = wctx.conns; c != NULL; c = c->next) {
+		int64_t limit = c->head_started ? CONN_HEAD_TIMEOUT_MS :
+		    CONN_IDLE_TIMEOUT_MS;
+
+		if (c->state != CONN_IDLE)
+			continue;
+		if (all || now - c->idle_since > limit)
+			shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&wctx.conns_lock);
+}
+
+/* ---- requests ---- */
+
+/* Finds the app a request is for: the X-Lodge-App header ("USER/APP";
+ * USER is not checked in standalone mode), else the only app. */
+static struct app *route(struct req *r, int *status_r)
+{
+	const struct http_header *h = NULL;
+	size_t i, count = 0;
+
+	for (i = 0; i < r->http.nheaders; i++) {
+		const struct http_header *x = &r->http.headers[i];
+
+		if (x->name_len == 11 &&
+		    strncasecmp(x->name, CGI_ROUTE_HEADER, 11) == 0) {
+			h = x;
+			count++;
+		}
+	}
+	if (count > 1) {
+		*status_r = 400;
+		return NULL;
+	}
+	if (h == NULL) {
+		if (wctx.napps == 1)
+			return wctx.apps[0];
+		*status_r = 404;
+		return NULL;
+	}
+	const char *name = memchr(h->value, '/', h->value_len);
+	size_t len;
+
+	if (name != NULL) {
+		name++;
+		len = h->value_len - (size_t)(name - h->value);
+	} else {
+		name = h->value;
+		len = h->value_len;
+	}
+	struct app *app = app_find(name, len);
+
+	if (app == NULL)
+		*status_r = 404;
+	return app;
+}
+
+/* Serves one parsed request.  Returns 0 if the connection may carry the
+ * next one. */
+static int serve_request(struct wthread *t, struct req *r)
+{
+	struct app_gen *gen;
+	struct app *app;
+	int status = 500, rc;
+
+	if (atomic_load(&wctx.stopping))
+		r->keep_alive = false;
+	app = route(r, &status);
+	if (app == NULL) {
+		conn_send_error(r, status, r->keep_alive && r->body_done);
+		return r->keep_alive && r->body_done ? 0 : -1;
+	}
+	gen = app_acquire(app);
+	if (gen == NULL) {
+		/* Never imported: the reason is in the app's log. */
+		conn_send_error(r, 500, r->keep_alive && r->body_done);
+		return r->keep_alive && r->body_done ? 0 : -1;
+	}
+	app_cap_enter(app);
+	rc = wsgi_serve(t, gen, r);
+	app_cap_leave(app);
+	app_release(gen);
+	if (rc == 0 && r->body_failed && r->body_status != 0)
+		rc = -1;
+	return rc;
+}
+
+static void serve_conn(struct wthread *t, struct conn *c)
+{
+	struct req *r = &t->req;
+
+	pthread_mutex_lock(&wctx.conns_lock);
+	c->state = CONN_BUSY;
+	pthread_mutex_unlock(&wctx.conns_lock);
+	atomic_fetch_add(&wctx.busy, 1);
+	for (;;) {
+		const char *err = NULL;
+		int status = 400;
+
+		switch (conn_read_head(c, r, wctx.max_head, wctx.max_body,
+		    &status, &err)) {
+		case CONN_READ_AGAIN:
+			if (atomic_load(&wctx.stopping) && !c->head_started)
+				goto close;
+			atomic_fetch_sub(&wctx.busy, 1);
+			conn_arm(c, false);
+			return;
+		case CONN_READ_CLOSED:
+			goto close;
+		case CONN_READ_BAD:
+			log_info("bad request from %s: %d %s",
+			    c->is_unix ? "unix socket" : c->remote_addr, status,
+			    err ? err : "");
+			conn_send_error(r, status, false);
+			goto close;
+		case CONN_READ_HEAD:
+			break;
+		}
+		if (serve_request(t, r) < 0)
+			goto close;
+		if (conn_body_discard(r) < 0)
+			goto close;
+		if (!conn_next_request(r)) {
+			/* Nothing pipelined: back to epoll without a
+			 * pointless read. */
+			atomic_fetch_sub(&wctx.busy, 1);
+			conn_arm(c, false);
+			return;
+		}
+	}
+close:
+	atomic_fetch_sub(&wctx.busy, 1);
+	conn_close(c);
+}
+
+static void accept_all(int lfd)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c;
+		int one = 1;
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("accept: %s", strerror(errno));
+			break;
+		}
+		if (atomic_load(&wctx.stopping)) {
+			close(fd);
+			continue;
+		}
+		c = conn_new(fd, NULL, 0);
+		if (c == NULL) {
+			close(fd);
+			continue;
+		}
+		conn_describe(c);
+		if (!c->is_unix)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn_register(c);
+		conn_arm(c, true);
+	}
+}
+
+static void *serve_thread(void *arg)
+{
+	struct wthread *t = arg;
+
+	/* EMBEDDING.md §5 item 6: the first thread state created on a
+	 * thread owns its PyGILState slot; make it main's so that a stray
+	 * PyGILState_Ensure (a ctypes callback) never lands in an app. */
+	t->main_ts = PyThreadState_New(PyInterpreterState_Main());
+	for (;;) {
+		struct epoll_event ev;
+		int n = epoll_wait(wctx.epfd, &ev, 1, WORKER_SWEEP_MS);
+		int64_t now = util_now_ms();
+		long long last = atomic_load(&wctx.last_sweep);
+
+		if (now - last >= WORKER_SWEEP_MS &&
+		    atomic_compare_exchange_strong(&wctx.last_sweep, &last, now))
+			sweep(atomic_load(&wctx.stopping));
+		if (n <= 0)
+			continue;
+		if (ev.data.u64 < WORKER_MAX_LISTEN) {
+			int i = (int)ev.data.u64;
+			struct epoll_event lev = {
+			    .events = EPOLLIN | EPOLLONESHOT,
+			    .data.u64 = (uint64_t)i,
+			};
+
+			accept_all(wctx.listen_fds[i]);
+			if (!atomic_load(&wctx.stopping))
+				epoll_ctl(wctx.epfd, EPOLL_CTL_MOD,
+				    wctx.listen_fds[i], &lev);
+			continue;
+		}
+		serve_conn(t, ev.data.ptr);
+	}
+	return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int parse_size_opt(const char *name, const char *val, uint64_t min,
+    uint64_t max, uint64_t *out)
+{
+	if (util_parse_u64(val, min, max, true, out) < 0) {
+		fprintf(stderr, "lodge-worker: %s: expected a size from %llu "
+		    "to %llu bytes (K, M and G suffixes allowed), got '%s'\n",
+		    name, (unsigned long long)min, (unsigned long long)max, val);
+		return -1;
+	}
+	return 0;
+}
+
+static void drain_and_exit(void)
+{
+	int64_t deadline = util_now_ms() + wctx.drain_timeout_ms;
+	int i;
+
+	atomic_store(&wctx.stopping, true);
+	for (i = 0; i < wctx.nlisten; i++) {
+		epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, wctx.listen_fds[i], NULL);
+		close(wctx.listen_fds[i]);
+		if (wctx.unix_paths[i] != NULL)
+			unlink(wctx.unix_paths[i]);
+	}
+	log_info("stopping: no new connections; finishing %d in flight",
+	    atomic_load(&wctx.busy));
+	for (;;) {
+		int nconns;
+
+		sweep(true);
+		pthread_mutex_lock(&wctx.conns_lock);
+		nconns = wctx.nconns;
+		pthread_mutex_unlock(&wctx.conns_lock);
+		if (nconns == 0)
+			break;
+		if (util_now_ms() > deadline) {
+			log_warn("stopping: %d connection(s) still busy after "
+			    "%d s; exiting anyway", nconns,
+			    wctx.drain_timeout_ms / 1000);
+			break;
+		}
+		usleep(20 * 1000);
+	}
+	for (i = 0; i < wctx.napps; i++)
+		userlog_flush(wctx.apps[i]->log);
+	log_info("stopped");
+	/* No Py_Finalize: app threads may still run, and ending
+	 * sub-interpreters that hold them would block (EMBEDDING.md §5). */
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"apps", required_argument, NULL, 'a'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"log-dir", required_argument, NULL, 'L'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"max-body", required_argument, NULL, 'b'},
+	    {"max-head", required_argument, NULL, 'H'},
+	    {"drain-timeout", required_argument, NULL, 'd'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *listen_specs[WORKER_MAX_LISTEN];
+	int nspecs = 0, opt, i;
+	uint64_t v;
+	sigset_t sigs;
+
+	log_init("lodge-worker", LOG_LVL_INFO);
+	wctx.nthreads = 4;
+	wctx.max_head = HTTP_DEFAULT_MAX_HEAD;
+	wctx.max_body = WORKER_DEFAULT_MAX_BODY;
+	wctx.drain_timeout_ms = WORKER_DRAIN_MS;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			wctx.apps_dir = optarg;
+			break;
+		case 'l':
+			if (nspecs == WORKER_MAX_LISTEN) {
+				fprintf(stderr, "lodge-worker: at most %d "
+				    "--listen\n", WORKER_MAX_LISTEN);
+				return 2;
+			}
+			listen_specs[nspecs++] = optarg;
+			break;
+		case 'L':
+			wctx.log_dir = optarg;
+			break;
+		case 't':
+			if (util_parse_u64(optarg, 1, WORKER_MAX_THREADS, false,
+			    &v) < 0) {
+				fprintf(stderr, "lodge-worker: --threads: "
+				    "expected 1 to %d, got '%s'\n",
+				    WORKER_MAX_THREADS, optarg);
+				return 2;
+			}
+			wctx.nthreads = (int)v;
+			break;
+		case 'b':
+			if (parse_size_opt("--max-body", optarg, 0,
+			    1ULL << 40, &wctx.max_body) < 0)
+				return 2;
+			break;
+		case 'H':
+			if (parse_size_opt("--max-head", optarg, 1024,
+			    HTTP_DEFAULT_MAX_HEAD, &v) < 0)
+				return 2;
+			wctx.max_head = (size_t)v;
+			break;
+		case 'd':
+			if (util_parse_u64(optarg, 0, 3600, false, &v) < 0) {
+				fprintf(stderr, "lodge-worker: --drain-timeout: "
+				    "expected 0 to 3600 seconds, got '%s'\n",
+				    optarg);
+				return 2;
+			}
+			wctx.drain_timeout_ms = (int)v * 1000;
+			break;
+		case 'V':
+			printf("lodge-worker %s (Python %s)\n", LODGE_VERSION,
+			    PY_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || wctx.apps_dir == NULL || nspecs == 0) {
+		fprintf(stderr, "lodge-worker: --apps and at least one "
+		    "--listen are required\n");
+		usage(stderr);
+		return 2;
+	}
+
+	/* Writes to a closed peer must fail with EPIPE, not kill the worker
+	 * (sendfile has no MSG_NOSIGNAL); the isolated Python config leaves
+	 * signals to us (EMBEDDING.md §1). */
+	signal(SIGPIPE, SIG_IGN);
+	/* Stop signals are taken by the main thread only, with sigwait. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	for (i = 0; i < nspecs; i++) {
+		struct util_listen_spec ls;
+		const char *err;
+		int fd;
+
+		if (util_parse_listen(listen_specs[i], &ls, &err) < 0)
+			fatal("--listen %s: %s", listen_specs[i], err);
+		fd = util_listen(&ls);
+		if (fd < 0)
+			fatal("--listen %s: %s", listen_specs[i],
+			    strerror(errno));
+		wctx.listen_fds[wctx.nlisten] = fd;
+		wctx.unix_paths[wctx.nlisten] = ls.kind == UTIL_LISTEN_UNIX ?
+		    strdup(ls.path) : NULL;
+		wctx.nlisten++;
+	}
+
+	pthread_mutex_init(&wctx.conns_lock, NULL);
+	if (pyhost_init() < 0)
+		return 1;
+	if (app_scan(wctx.apps_dir) < 0)
+		return 1;
+	if (wctx.napps == 0)
+		log_warn("no app in %s (an app is a folder with wsgi.py, "
+		    "app.wsgi or lodge.ini); every request gets 404",
+		    wctx.apps_dir);
+
+	wctx.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (wctx.epfd < 0)
+		fatal("epoll_create1: %s", strerror(errno));
+	for (i = 0; i < wctx.nlisten; i++) {
+		struct epoll_event ev = {
+		    .events = EPOLLIN | EPOLLONESHOT,
+		    .data.u64 = (uint64_t)i,
+		};
+
+		if (epoll_ctl(wctx.epfd, EPOLL_CTL_ADD, wctx.listen_fds[i],
+		    &ev) < 0)
+			fatal("epoll_ctl: %s", strerror(errno));
+	}
+
+	wctx.threads = calloc((size_t)wctx.nthreads, sizeof(*wctx.threads));
+	if (wctx.threads == NULL)
+		fatal("out of memory");
+	for (i = 0; i < wctx.nthreads; i++) {
+		struct wthread *t = &wctx.threads[i];
+
+		t->idx = i;
+		t->cgi = malloc(sizeof(*t->cgi));
+		t->req.out = malloc(CONN_OUT_SIZE);
+		if (t->cgi == NULL || t->req.out == NULL)
+			fatal("out of memory");
+		if (pthread_create(&t->tid, NULL, serve_thread, t) != 0)
+			fatal("pthread_create: %s", strerror(errno));
+	}
+	for (i = 0; i < nspecs; i++)
+		log_info("listening on %s", listen_specs[i]);
+	log_info("ready: %d app(s), %d thread(s)", wctx.napps, wctx.nthreads);
+
+	for (;;) {
+		int sig;
+
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: nothing to re-read in standalone mode");
+			continue;
+		}
+		log_info("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		drain_and_exit();
+	}
+}

@@ -1,0 +1,1 @@
+VALUE = "alpha's own settings"

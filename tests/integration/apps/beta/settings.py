@@ -1,0 +1,1 @@
+VALUE = "beta's own settings"

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 /* An app name becomes a log file name and a route: keep it plain. */
 static bool app_name_ok(const char *name)
@@ -110,7 +111,18 @@ static struct app *app_new(const char *apps_dir, const char *name)
 	return app;
 }
 
-int app_scan(const char *apps_dir)
+static void app_broken(struct app *app)
+{
+	app->state = APP_BROKEN;
+	app->last.when_ms = util_wall_ms();
+	app->last.is_ok = false;
+	snprintf(app->last.reason, sizeof(app->last.reason), "%s",
+	    app->reason);
+	log_warn("app %s: failed to import: %s (traceback in its log)",
+	    app->name, app->reason);
+}
+
+int app_scan(const char *apps_dir, const char *only)
 {
 	DIR *d = opendir(apps_dir);
 	struct dirent *de;
@@ -123,6 +135,8 @@ int app_scan(const char *apps_dir)
 		struct app *app;
 
 		if (de->d_name[0] == '.')
+			continue;
+		if (only != NULL && strcmp(de->d_name, only) != 0)
 			continue;
 		if (!app_name_ok(de->d_name)) {
 			log_warn("apps folder: skipping %s/%s (an app name is "
@@ -150,13 +164,34 @@ int app_scan(const char *apps_dir)
 		threads = app->has_conf && app->conf.threads > 0 ?
 		    app->conf.threads : wctx.nthreads;
 		app->max_inflight = threads < wctx.nthreads ? threads : 0;
-		if (app->state == APP_BROKEN)
+		if (app->state == APP_BROKEN || wctx.app_process != NULL)
 			continue;
-		gen = pyhost_build(app);
+		if (app->has_conf && app->conf.interp == APPCONF_INTERP_MAIN) {
+			if (procmode_start(app, "lodge.ini: interpreter = main")
+			    < 0)
+				app_broken(app);
+			continue;
+		}
+		gen = pyhost_build(app, &wctx.main_ts);
+		if (gen == NULL && procmode_needed(app->reason)) {
+			char why[300];
+
+			/* EMBEDDING.md §5 item 4: this code can't live in
+			 * a sub-interpreter; give it a process. */
+			snprintf(why, sizeof(why), "its import failed in a "
+			    "sub-interpreter: %s", app->reason);
+			snprintf(app->mode_reason, sizeof(app->mode_reason),
+			    "%s", why);
+			userlog_printf(app->log, "moving to process mode: %s",
+			    why);
+			log_info("app %s: moving to process mode: %s",
+			    app->name, why);
+			if (procmode_start(app, "automatic") < 0)
+				app_broken(app);
+			continue;
+		}
 		if (gen == NULL) {
-			app->state = APP_BROKEN;
-			log_warn("app %s: failed to import: %s (traceback in "
-			    "its log)", app->name, app->reason);
+			app_broken(app);
 			continue;
 		}
 		atomic_store(&app->current, gen);

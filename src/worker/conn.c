@@ -48,6 +48,7 @@ struct conn *conn_new(int fd, const void *initial, size_t len)
 	if (len > 0)
 		memcpy(c->buf, initial, len);
 	c->buf_len = len;
+	c->ev_kind = EV_CONN;
 	c->fd = fd;
 	c->idle_since = util_now_ms();
 	return c;

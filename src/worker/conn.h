@@ -23,7 +23,15 @@ enum conn_state {
 	CONN_BUSY,     /* a thread serves it */
 };
 
+/* What an epoll event's data points at: each kind starts with this. */
+enum ev_kind {
+	EV_LISTEN = 1, /* a listening socket */
+	EV_CONN,       /* a client connection */
+	EV_CHAN,       /* a SEQPACKET channel to another lodge process */
+};
+
 struct conn {
+	enum ev_kind ev_kind; /* EV_CONN; first, see enum ev_kind */
 	int fd;
 	bool is_unix;
 	enum conn_state state;

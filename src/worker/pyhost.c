@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 
 #include "log.h"
@@ -70,7 +71,19 @@ fail:
 	return -1;
 }
 
-struct app_gen *pyhost_build(struct app *app)
+/* Ends gen's interpreter: its owner must be current with the GIL held and
+ * be its last thread state.  Returns holding no GIL. */
+static void pyhost_end(struct app_gen *gen, PyThreadState **main_ts)
+{
+	/* EMBEDDING.md §5 item 2: on 3.11 End leaves the GIL held; going
+	 * back with PyEval_RestoreThread(main) would deadlock.  Swap. */
+	Py_EndInterpreter(gen->owner);
+	gen->owner = NULL;
+	PyThreadState_Swap(*main_ts);
+	*main_ts = PyEval_SaveThread();
+}
+
+struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts)
 {
 	struct app_gen *gen = calloc(1, sizeof(*gen));
 	PyThreadState *owner;
@@ -80,13 +93,13 @@ struct app_gen *pyhost_build(struct app *app)
 		return NULL;
 	}
 	gen->app = app;
-	PyEval_RestoreThread(wctx.main_ts);
+	PyEval_RestoreThread(*main_ts);
 	owner = Py_NewInterpreter();
 	if (owner == NULL) {
 		snprintf(app->reason, sizeof(app->reason),
 		    "cannot create a sub-interpreter");
-		PyThreadState_Swap(wctx.main_ts);
-		wctx.main_ts = PyEval_SaveThread();
+		PyThreadState_Swap(*main_ts);
+		*main_ts = PyEval_SaveThread();
 		free(gen);
 		return NULL;
 	}
@@ -95,9 +108,20 @@ struct app_gen *pyhost_build(struct app *app)
 	if (wsgi_prepare(gen, app->reason, sizeof(app->reason)) < 0) {
 		/* The interpreter never served: end it now (EMBEDDING.md
 		 * §5 item 2: swap back to main after End on 3.11). */
-		Py_EndInterpreter(owner);
-		PyThreadState_Swap(wctx.main_ts);
-		wctx.main_ts = PyEval_SaveThread();
+		if (gen->ws != NULL && wsgi_threads_left(gen, 2.0) > 0) {
+			/* The failed import left threads running: this
+			 * interpreter can't be ended (§5 item 3). */
+			userlog_printf(app->log, "the failed import left "
+			    "threads running; its interpreter is parked until "
+			    "the worker process is replaced");
+			gen->is_parked = true;
+			PyThreadState_Swap(*main_ts);
+			*main_ts = PyEval_SaveThread();
+			reload_park(gen);
+			return NULL;
+		}
+		Py_XDECREF(gen->callable);
+		pyhost_end(gen, main_ts);
 		free(gen);
 		return NULL;
 	}
@@ -105,5 +129,69 @@ struct app_gen *pyhost_build(struct app *app)
 	/* Leave the new interpreter holding no GIL; serving threads enter it
 	 * with thread states of their own. */
 	PyEval_SaveThread();
+	return gen;
+}
+
+int pyhost_destroy(struct app_gen *gen, PyThreadState **main_ts)
+{
+	int i, left;
+
+	PyEval_RestoreThread(gen->owner);
+	/* EMBEDDING.md §5 item 1: End aborts while another thread state of
+	 * the interpreter exists.  No request runs in it (inflight is 0 and
+	 * it is no longer published), so the serving threads' states are
+	 * idle; deleting them from here is safe because every serving thread
+	 * made a main-interpreter state first (§5 item 6). */
+	for (i = 0; i < WORKER_MAX_THREADS; i++) {
+		if (gen->tstates[i] != NULL) {
+			PyThreadState_Clear(gen->tstates[i]);
+			PyThreadState_Delete(gen->tstates[i]);
+			gen->tstates[i] = NULL;
+		}
+	}
+	if (gen->watch_ts != NULL) {
+		PyThreadState_Clear(gen->watch_ts);
+		PyThreadState_Delete(gen->watch_ts);
+		gen->watch_ts = NULL;
+	}
+	/* §5 item 3: End joins non-daemon threads forever and aborts on
+	 * daemon ones.  Join with a deadline; if any survive, never End:
+	 * park the interpreter and let the process be replaced. */
+	left = wsgi_threads_left(gen, 2.0);
+	if (left > 0) {
+		userlog_printf(gen->app->log, "version %d: %d thread(s) of the "
+		    "app did not end; its interpreter is parked until the "
+		    "worker process is replaced", gen->version, left);
+		gen->is_parked = true;
+		PyEval_SaveThread();
+		return -1;
+	}
+	Py_CLEAR(gen->callable);
+	pyhost_end(gen, main_ts);
+	/* §2: freed interpreter memory stays in the heap until trimmed. */
+	malloc_trim(0);
+	return 0;
+}
+
+struct app_gen *pyhost_build_main(struct app *app)
+{
+	struct app_gen *gen = calloc(1, sizeof(*gen));
+
+	if (gen == NULL) {
+		snprintf(app->reason, sizeof(app->reason), "out of memory");
+		return NULL;
+	}
+	gen->app = app;
+	PyEval_RestoreThread(wctx.main_ts);
+	/* Process mode: the app owns this process's main interpreter, which
+	 * is never ended; a reload is a new process. */
+	gen->interp = PyInterpreterState_Main();
+	if (wsgi_prepare(gen, app->reason, sizeof(app->reason)) < 0) {
+		wctx.main_ts = PyEval_SaveThread();
+		free(gen);
+		return NULL;
+	}
+	gen->version = ++app->next_version;
+	wctx.main_ts = PyEval_SaveThread();
 	return gen;
 }

@@ -18,6 +18,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "msg.h"
 #include "util.h"
 
 struct worker_ctx wctx;
@@ -65,7 +67,7 @@ static void usage(FILE *f)
 
 /* ---- connections ---- */
 
-static void conn_register(struct conn *c)
+void conn_register(struct conn *c)
 {
 	pthread_mutex_lock(&wctx.conns_lock);
 	c->next = wctx.conns;
@@ -78,7 +80,7 @@ static void conn_register(struct conn *c)
 	pthread_mutex_unlock(&wctx.conns_lock);
 }
 
-static void conn_close(struct conn *c)
+void conn_close(struct conn *c)
 {
 	pthread_mutex_lock(&wctx.conns_lock);
 	if (c->prev != NULL)
@@ -92,11 +94,14 @@ static void conn_close(struct conn *c)
 	conn_free(c);
 }
 
-/* Hands the connection back to the epoll set. */
-static void conn_arm(struct conn *c, bool is_new)
+/* Hands the connection back to the epoll set.  With pending, bytes are
+ * already buffered: EPOLLOUT makes the event fire at once (the socket is
+ * writable) so a free thread parses them. */
+void conn_arm(struct conn *c, bool is_new, bool pending)
 {
 	struct epoll_event ev = {
-	    .events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP,
+	    .events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP |
+		(pending ? EPOLLOUT : 0),
 	    .data.ptr = c,
 	};
 
@@ -110,7 +115,33 @@ static void conn_arm(struct conn *c, bool is_new)
 		c->state = CONN_BUSY;
 		pthread_mutex_unlock(&wctx.conns_lock);
 		conn_close(c);
+		return;
 	}
+	/* A replacement started meanwhile: wake it so that its thread hands
+	 * it over (see drain_wake_idle). */
+	if (!pending && atomic_load(&wctx.is_draining)) {
+		ev.events |= EPOLLOUT;
+		epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	}
+}
+
+/* Wakes every idle connection (EPOLLOUT fires at once) so that the
+ * threads hand them to the successor. */
+void drain_wake_idle(void)
+{
+	struct conn *c;
+
+	pthread_mutex_lock(&wctx.conns_lock);
+	for (c = wctx.conns; c != NULL; c = c->next) {
+		struct epoll_event ev = {
+		    .events = EPOLLIN | EPOLLOUT | EPOLLONESHOT | EPOLLRDHUP,
+		    .data.ptr = c,
+		};
+
+		if (c->state == CONN_IDLE)
+			epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	}
+	pthread_mutex_unlock(&wctx.conns_lock);
 }
 
 /* Shuts down idle connections past their timeout; the loop then sees
@@ -180,7 +211,7 @@ static struct app *route(struct req *r, int *status_r)
 }
 
 /* Serves one parsed request.  Returns 0 if the connection may carry the
- * next one. */
+ * next one, -1 to close it, 1 if it was handed to another process. */
 static int serve_request(struct wthread *t, struct req *r)
 {
 	struct app_gen *gen;
@@ -193,6 +224,14 @@ static int serve_request(struct wthread *t, struct req *r)
 	if (app == NULL) {
 		conn_send_error(r, status, r->keep_alive && r->body_done);
 		return r->keep_alive && r->body_done ? 0 : -1;
+	}
+	if (app->is_process_mode && wctx.app_process == NULL) {
+		/* Its own process serves it: hand the connection over with
+		 * every byte read so far. */
+		if (procmode_route(app, r->c) == 0)
+			return 1;
+		conn_send_error(r, 503, false);
+		return -1;
 	}
 	gen = app_acquire(app);
 	if (gen == NULL) {
@@ -219,15 +258,18 @@ static void serve_conn(struct wthread *t, struct conn *c)
 	atomic_fetch_add(&wctx.busy, 1);
 	for (;;) {
 		const char *err = NULL;
-		int status = 400;
+		int status = 400, rc;
 
 		switch (conn_read_head(c, r, wctx.max_head, wctx.max_body,
 		    &status, &err)) {
 		case CONN_READ_AGAIN:
-			if (atomic_load(&wctx.stopping) && !c->head_started)
-				goto close;
 			atomic_fetch_sub(&wctx.busy, 1);
-			conn_arm(c, false);
+			if (atomic_load(&wctx.stopping) && !c->head_started &&
+			    wctx.app_process == NULL) {
+				conn_close(c);
+				return;
+			}
+			conn_release(c);
 			return;
 		case CONN_READ_CLOSED:
 			goto close;
@@ -240,15 +282,22 @@ static void serve_conn(struct wthread *t, struct conn *c)
 		case CONN_READ_HEAD:
 			break;
 		}
-		if (serve_request(t, r) < 0)
+		rc = serve_request(t, r);
+		if (rc > 0) {
+			/* Handed over: another process owns it now. */
+			atomic_fetch_sub(&wctx.busy, 1);
+			return;
+		}
+		if (rc < 0)
 			goto close;
 		if (conn_body_discard(r) < 0)
 			goto close;
-		if (!conn_next_request(r)) {
-			/* Nothing pipelined: back to epoll without a
-			 * pointless read. */
+		if (!conn_next_request(r) || wctx.app_process != NULL) {
+			/* Nothing pipelined (or, in an app process, the
+			 * parent routes what comes next): release it
+			 * without a pointless read. */
 			atomic_fetch_sub(&wctx.busy, 1);
-			conn_arm(c, false);
+			conn_release(c);
 			return;
 		}
 	}
@@ -284,7 +333,7 @@ static void accept_all(int lfd)
 		if (!c->is_unix)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		conn_register(c);
-		conn_arm(c, true);
+		conn_arm(c, true, false);
 	}
 }
 
@@ -307,20 +356,27 @@ static void *serve_thread(void *arg)
 			sweep(atomic_load(&wctx.stopping));
 		if (n <= 0)
 			continue;
-		if (ev.data.u64 < WORKER_MAX_LISTEN) {
-			int i = (int)ev.data.u64;
+		switch (*(enum ev_kind *)ev.data.ptr) {
+		case EV_LISTEN: {
+			struct listener *l = ev.data.ptr;
 			struct epoll_event lev = {
 			    .events = EPOLLIN | EPOLLONESHOT,
-			    .data.u64 = (uint64_t)i,
+			    .data.ptr = l,
 			};
 
-			accept_all(wctx.listen_fds[i]);
-			if (!atomic_load(&wctx.stopping))
-				epoll_ctl(wctx.epfd, EPOLL_CTL_MOD,
-				    wctx.listen_fds[i], &lev);
-			continue;
+			accept_all(l->fd);
+			if (!atomic_load(&wctx.stopping) &&
+			    !atomic_load(&wctx.is_draining))
+				epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, l->fd, &lev);
+			break;
 		}
-		serve_conn(t, ev.data.ptr);
+		case EV_CONN:
+			serve_conn(t, ev.data.ptr);
+			break;
+		case EV_CHAN:
+			chan_readable(ev.data.ptr);
+			break;
+		}
 	}
 	return NULL;
 }
@@ -339,17 +395,23 @@ static int parse_size_opt(const char *name, const char *val, uint64_t min,
 	return 0;
 }
 
-static void drain_and_exit(void)
+void worker_drain_and_exit(void)
 {
 	int64_t deadline = util_now_ms() + wctx.drain_timeout_ms;
 	int i;
 
 	atomic_store(&wctx.stopping, true);
 	for (i = 0; i < wctx.nlisten; i++) {
-		epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, wctx.listen_fds[i], NULL);
-		close(wctx.listen_fds[i]);
-		if (wctx.unix_paths[i] != NULL)
-			unlink(wctx.unix_paths[i]);
+		struct listener *l = &wctx.listeners[i];
+
+		if (l->fd < 0)
+			continue;
+		epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, l->fd, NULL);
+		close(l->fd);
+		l->fd = -1;
+		/* A successor serves the same paths: leave them. */
+		if (l->unix_path != NULL && wctx.successor == NULL)
+			unlink(l->unix_path);
 	}
 	log_info("stopping: no new connections; finishing %d in flight",
 	    atomic_load(&wctx.busy));
@@ -378,6 +440,54 @@ static void drain_and_exit(void)
 	_exit(0);
 }
 
+/* Parses "3,4,5" into fds; returns the count or -1. */
+static int parse_fd_list(const char *s, int *fds, int max)
+{
+	int n = 0;
+
+	while (*s != '\0') {
+		char *end;
+		long fd = strtol(s, &end, 10);
+
+		if (end == s || fd < 3 || fd > 65535 || n == max)
+			return -1;
+		fds[n++] = (int)fd;
+		s = *end == ',' ? end + 1 : end;
+		if (*end != ',' && *end != '\0')
+			return -1;
+	}
+	return n;
+}
+
+static int parse_fd(const char *s)
+{
+	uint64_t v;
+
+	if (util_parse_u64(s, 3, 65535, false, &v) < 0)
+		return -1;
+	return (int)v;
+}
+
+void worker_start_threads(void)
+{
+	int i;
+
+	wctx.threads = calloc((size_t)wctx.nthreads, sizeof(*wctx.threads));
+	if (wctx.threads == NULL)
+		fatal("out of memory");
+	for (i = 0; i < wctx.nthreads; i++) {
+		struct wthread *t = &wctx.threads[i];
+
+		t->idx = i;
+		t->cgi = malloc(sizeof(*t->cgi));
+		t->req.out = malloc(CONN_OUT_SIZE);
+		if (t->cgi == NULL || t->req.out == NULL)
+			fatal("out of memory");
+		if (pthread_create(&t->tid, NULL, serve_thread, t) != 0)
+			fatal("pthread_create: %s", strerror(errno));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -388,20 +498,32 @@ int main(int argc, char **argv)
 	    {"max-body", required_argument, NULL, 'b'},
 	    {"max-head", required_argument, NULL, 'H'},
 	    {"drain-timeout", required_argument, NULL, 'd'},
+	    {"control", required_argument, NULL, 'c'},
+	    {"settle-ms", required_argument, NULL, 's'},
+	    {"max-memory", required_argument, NULL, 'm'},
+	    /* Internal: how a worker starts its successor or an app's own
+	     * process (handoff.c, procmode.c). */
+	    {"inherit-listen", required_argument, NULL, 'I'},
+	    {"handoff-fd", required_argument, NULL, 'F'},
+	    {"app-process", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *listen_specs[WORKER_MAX_LISTEN];
-	int nspecs = 0, opt, i;
+	int inherited[WORKER_MAX_LISTEN];
+	int nspecs = 0, ninherited = -1, handoff_fd = -1, opt, i;
 	uint64_t v;
 	sigset_t sigs;
 
 	log_init("lodge-worker", LOG_LVL_INFO);
+	wctx.argv = argv;
 	wctx.nthreads = 4;
 	wctx.max_head = HTTP_DEFAULT_MAX_HEAD;
 	wctx.max_body = WORKER_DEFAULT_MAX_BODY;
 	wctx.drain_timeout_ms = WORKER_DRAIN_MS;
+	wctx.settle_ms = 50;
+	wctx.max_memory = 512ULL * 1024 * 1024;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a':
@@ -439,6 +561,11 @@ int main(int argc, char **argv)
 				return 2;
 			wctx.max_head = (size_t)v;
 			break;
+		case 'm':
+			if (parse_size_opt("--max-memory", optarg, 16ULL << 20,
+			    1ULL << 40, &wctx.max_memory) < 0)
+				return 2;
+			break;
 		case 'd':
 			if (util_parse_u64(optarg, 0, 3600, false, &v) < 0) {
 				fprintf(stderr, "lodge-worker: --drain-timeout: "
@@ -447,6 +574,37 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			wctx.drain_timeout_ms = (int)v * 1000;
+			break;
+		case 's':
+			if (util_parse_u64(optarg, 0, 60000, false, &v) < 0) {
+				fprintf(stderr, "lodge-worker: --settle-ms: "
+				    "expected 0 to 60000, got '%s'\n", optarg);
+				return 2;
+			}
+			wctx.settle_ms = (int)v;
+			break;
+		case 'c':
+			wctx.control_path = optarg;
+			break;
+		case 'I':
+			ninherited = parse_fd_list(optarg, inherited,
+			    WORKER_MAX_LISTEN);
+			if (ninherited < 0) {
+				fprintf(stderr, "lodge-worker: --inherit-listen: "
+				    "bad descriptor list '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'F':
+			handoff_fd = parse_fd(optarg);
+			if (handoff_fd < 0) {
+				fprintf(stderr, "lodge-worker: --handoff-fd: bad "
+				    "descriptor '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'P':
+			wctx.app_process = optarg;
 			break;
 		case 'V':
 			printf("lodge-worker %s (Python %s)\n", LODGE_VERSION,
@@ -460,11 +618,27 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc || wctx.apps_dir == NULL || nspecs == 0) {
+	if (optind != argc || wctx.apps_dir == NULL ||
+	    (nspecs == 0 && wctx.app_process == NULL)) {
 		fprintf(stderr, "lodge-worker: --apps and at least one "
 		    "--listen are required\n");
 		usage(stderr);
 		return 2;
+	}
+	if (ninherited >= 0 && ninherited != nspecs) {
+		fprintf(stderr, "lodge-worker: --inherit-listen must give one "
+		    "descriptor per --listen\n");
+		return 2;
+	}
+	if (wctx.app_process != NULL) {
+		/* An app's own process: log lines say which. */
+		static char title[96];
+
+		snprintf(title, sizeof(title), "lodge-worker[app %s]",
+		    wctx.app_process);
+		log_init(title, LOG_LVL_INFO);
+		if (handoff_fd < 0)
+			fatal("--app-process needs --handoff-fd");
 	}
 
 	/* Writes to a closed peer must fail with EPIPE, not kill the worker
@@ -478,64 +652,83 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	for (i = 0; i < nspecs; i++) {
+	for (i = 0; i < nspecs && wctx.app_process == NULL; i++) {
 		struct util_listen_spec ls;
 		const char *err;
 		int fd;
 
 		if (util_parse_listen(listen_specs[i], &ls, &err) < 0)
 			fatal("--listen %s: %s", listen_specs[i], err);
-		fd = util_listen(&ls);
-		if (fd < 0)
-			fatal("--listen %s: %s", listen_specs[i],
-			    strerror(errno));
-		wctx.listen_fds[wctx.nlisten] = fd;
-		wctx.unix_paths[wctx.nlisten] = ls.kind == UTIL_LISTEN_UNIX ?
-		    strdup(ls.path) : NULL;
+		if (ninherited >= 0) {
+			/* A predecessor's socket: same address, no gap. */
+			fd = inherited[i];
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			util_set_nonblock(fd, true);
+		} else {
+			fd = util_listen(&ls);
+			if (fd < 0)
+				fatal("--listen %s: %s", listen_specs[i],
+				    strerror(errno));
+		}
+		wctx.listeners[wctx.nlisten] = (struct listener){
+		    .ev_kind = EV_LISTEN,
+		    .fd = fd,
+		    .unix_path = ls.kind == UTIL_LISTEN_UNIX ? strdup(ls.path) :
+							      NULL,
+		};
 		wctx.nlisten++;
+	}
+	if (handoff_fd >= 0) {
+		fcntl(handoff_fd, F_SETFD, FD_CLOEXEC);
+		wctx.up = calloc(1, sizeof(*wctx.up));
+		if (wctx.up == NULL)
+			fatal("out of memory");
+		wctx.up->ev_kind = EV_CHAN;
+		wctx.up->fd = handoff_fd;
+		wctx.up->is_up = true;
 	}
 
 	pthread_mutex_init(&wctx.conns_lock, NULL);
+	pthread_mutex_init(&wctx.procs_lock, NULL);
+	wctx.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (wctx.epfd < 0)
+		fatal("epoll_create1: %s", strerror(errno));
 	if (pyhost_init() < 0)
 		return 1;
-	if (app_scan(wctx.apps_dir) < 0)
+	if (wctx.app_process != NULL)
+		return procmode_child_main();
+	if (app_scan(wctx.apps_dir, NULL) < 0)
 		return 1;
 	if (wctx.napps == 0)
 		log_warn("no app in %s (an app is a folder with wsgi.py, "
 		    "app.wsgi or lodge.ini); every request gets 404",
 		    wctx.apps_dir);
+	if (wctx.control_path != NULL && control_open(wctx.control_path) < 0)
+		fatal("--control %s: %s", wctx.control_path, strerror(errno));
 
-	wctx.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (wctx.epfd < 0)
-		fatal("epoll_create1: %s", strerror(errno));
 	for (i = 0; i < wctx.nlisten; i++) {
+		struct listener *l = &wctx.listeners[i];
 		struct epoll_event ev = {
 		    .events = EPOLLIN | EPOLLONESHOT,
-		    .data.u64 = (uint64_t)i,
+		    .data.ptr = l,
 		};
 
-		if (epoll_ctl(wctx.epfd, EPOLL_CTL_ADD, wctx.listen_fds[i],
-		    &ev) < 0)
+		if (epoll_ctl(wctx.epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
 			fatal("epoll_ctl: %s", strerror(errno));
 	}
-
-	wctx.threads = calloc((size_t)wctx.nthreads, sizeof(*wctx.threads));
-	if (wctx.threads == NULL)
-		fatal("out of memory");
-	for (i = 0; i < wctx.nthreads; i++) {
-		struct wthread *t = &wctx.threads[i];
-
-		t->idx = i;
-		t->cgi = malloc(sizeof(*t->cgi));
-		t->req.out = malloc(CONN_OUT_SIZE);
-		if (t->cgi == NULL || t->req.out == NULL)
-			fatal("out of memory");
-		if (pthread_create(&t->tid, NULL, serve_thread, t) != 0)
-			fatal("pthread_create: %s", strerror(errno));
-	}
+	worker_start_threads();
+	if (reload_start() < 0)
+		log_warn("reload: changes to the apps will not be picked up");
 	for (i = 0; i < nspecs; i++)
 		log_info("listening on %s", listen_specs[i]);
 	log_info("ready: %d app(s), %d thread(s)", wctx.napps, wctx.nthreads);
+	if (wctx.up != NULL) {
+		/* Our predecessor waits for this to hand over and leave. */
+		if (msg_send(wctx.up->fd, MSG_READY, NULL, 0, -1) < 0)
+			log_warn("handoff: cannot tell the old process we are "
+			    "ready: %s", strerror(errno));
+		chan_add(wctx.up);
+	}
 
 	for (;;) {
 		int sig;
@@ -543,10 +736,13 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to re-read in standalone mode");
+			/* Standalone: a graceful replacement of the process,
+			 * as the launcher will ask for. */
+			log_info("SIGHUP: replacing the worker process");
+			reload_request_replace("SIGHUP received");
 			continue;
 		}
 		log_info("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		drain_and_exit();
+		worker_drain_and_exit();
 	}
 }

@@ -26,6 +26,36 @@
 #define WORKER_MAX_APPS 256
 
 struct wsgi_state; /* per-interpreter state of the _lodge module (wsgi.c) */
+struct appproc;
+
+/* A listening socket in the epoll set. */
+struct listener {
+	enum ev_kind ev_kind; /* EV_LISTEN */
+	int fd;
+	char *unix_path; /* removed on a plain stop, never on a replacement */
+};
+
+/* A SEQPACKET channel to another lodge-worker process (handoff.c): an
+ * app process (proc != NULL), the parent of an app process, the
+ * successor, or the predecessor.  Messages are proto.h's. */
+struct chan {
+	enum ev_kind ev_kind; /* EV_CHAN */
+	int fd;
+	struct appproc *proc;
+	bool is_up;     /* to our parent (app process) or predecessor */
+	atomic_bool is_closed;
+};
+
+/* A process-mode app's process (procmode.c). */
+struct appproc {
+	struct app *app;
+	pid_t pid;
+	struct chan chan;
+	atomic_int refs;        /* routing threads sending to it right now */
+	bool is_draining;
+	int64_t started_ms;
+	struct appproc *next;   /* all live app processes */
+};
 
 /* One interpreter holding one version of an app's code. */
 struct app_gen {
@@ -36,6 +66,13 @@ struct app_gen {
 	PyObject *callable;           /* the WSGI application (strong ref) */
 	struct wsgi_state *ws;        /* the _lodge module state */
 	atomic_int inflight;          /* requests running in it */
+	Py_ssize_t nmodules;          /* len(sys.modules) when last listed */
+	atomic_bool modules_grew;     /* a request imported something new */
+	PyThreadState *watch_ts;      /* the watcher thread's state in it */
+	int64_t retired_ms;           /* when it stopped taking requests */
+	int64_t import_ms;            /* how long building it took */
+	bool is_parked;               /* app threads never ended: not ended */
+	struct app_gen *next;         /* in the retiring / parked lists */
 	/* Each serving thread's state in this interpreter, created lazily
 	 * on that thread (EMBEDDING.md §7); indexed by thread number. */
 	PyThreadState *tstates[WORKER_MAX_THREADS];
@@ -44,6 +81,14 @@ struct app_gen {
 enum app_state {
 	APP_OK = 0,      /* a generation serves */
 	APP_BROKEN,      /* never imported: answers 500 */
+};
+
+/* The last reload attempt of an app, for logs and the control socket. */
+struct app_reload_info {
+	int64_t when_ms;     /* wall clock; 0: never tried */
+	bool is_ok;
+	char reason[256];    /* one line; "" when ok */
+	int64_t took_ms;
 };
 
 struct app {
@@ -61,6 +106,25 @@ struct app {
 	pthread_mutex_t cap_lock;
 	pthread_cond_t cap_cond;
 	int running;
+
+	/* reload.c: guarded by the watcher thread, which alone changes
+	 * them (the control socket reads them from the same thread). */
+	int64_t reload_due;       /* monotonic ms; 0: nothing pending */
+	struct app_gen *retiring; /* replaced, waiting for their last request */
+	struct app_reload_info last;
+	char **files;             /* module files watched, sorted */
+	size_t nfiles;
+	char *venv_dir;           /* absolute, or NULL */
+	int reloads_ok, reloads_failed;
+
+	/* procmode.c: process mode (interpreter = main, or an import error
+	 * that says the code can't live in a sub-interpreter). */
+	bool is_process_mode;
+	char mode_reason[256];
+	_Atomic(struct appproc *) proc; /* the process that serves it */
+	int proc_version;
+	int64_t proc_restart_due;       /* after a crash; 0: none */
+	int proc_backoff_ms;
 };
 
 /* One serving thread. */
@@ -82,9 +146,20 @@ struct worker_ctx {
 	int drain_timeout_ms;
 
 	int nlisten;
-	int listen_fds[WORKER_MAX_LISTEN];
-	char *unix_paths[WORKER_MAX_LISTEN];
+	struct listener listeners[WORKER_MAX_LISTEN];
 	int epfd;
+
+	/* handoff.c: other processes of the worker. */
+	char **argv;                /* our command line, for successors */
+	const char *app_process;    /* set: we are that app's process */
+	struct chan *up;            /* parent (app process) / predecessor */
+	struct chan *successor;     /* set once a successor took over */
+	atomic_bool is_draining;    /* hand every connection to successor */
+	int64_t drain_deadline;
+	bool is_replacing;          /* a successor is being started */
+	char replace_why[160];
+	pthread_mutex_t procs_lock; /* guards procs */
+	struct appproc *procs;
 
 	struct app *apps[WORKER_MAX_APPS];
 	int napps;
@@ -98,6 +173,11 @@ struct worker_ctx {
 	atomic_int busy;            /* connections being served */
 	atomic_bool stopping;
 	atomic_llong last_sweep;
+
+	int settle_ms;              /* reload settle delay */
+	uint64_t max_memory;        /* RSS that asks for a process replacement */
+	const char *control_path;   /* the worker's control socket */
+	int reload_efd;             /* eventfd: wakes the watcher thread */
 };
 
 extern struct worker_ctx wctx;
@@ -107,10 +187,82 @@ int pyhost_init(void);
 /* Builds a new generation of app (as the calling thread, which must not
  * hold the GIL).  Returns NULL and fills app->reason if the code fails to
  * import; the traceback went to the app's log. */
-struct app_gen *pyhost_build(struct app *app);
+struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts);
+/* Process mode: prepares app in the main interpreter itself. */
+struct app_gen *pyhost_build_main(struct app *app);
+/* Ends a generation that serves no request any more (the calling thread
+ * holds no GIL; main_ts is its main-interpreter state).  Returns 0, or -1
+ * if app threads would not end: the interpreter is then parked (never
+ * ended) and gen->is_parked is set. */
+int pyhost_destroy(struct app_gen *gen, PyThreadState **main_ts);
+
+/* reload.c: the watcher thread: inotify, settle, build, swap, retire. */
+int reload_start(void);
+/* Called with the GIL of gen's interpreter held, after a request grew
+ * sys.modules. */
+void reload_modules_grew(struct app_gen *gen);
+/* Keeps a generation that can't be ended; asks for a process
+ * replacement. */
+void reload_park(struct app_gen *gen);
+/* Asks the watcher thread for a process replacement (any thread). */
+void reload_request_replace(const char *why);
+/* Asks for a reload of app as soon as possible (control socket). */
+void reload_request(struct app *app);
+
+/* control.c: the worker's control socket. */
+int control_open(const char *path);
+int control_fd(void);
+void control_serve(void);
+
+/* worker.c */
+void drain_wake_idle(void);
+void worker_start_threads(void);
+void worker_drain_and_exit(void);
+
+/* handoff.c: channels, connection handoff, process replacement. */
+/* Arms a connection in the epoll set; pending: bytes already buffered. */
+void conn_arm(struct conn *c, bool is_new, bool pending);
+/* The connection's request is done: re-arm it, or give it to the
+ * successor / parent.  Takes c. */
+void conn_release(struct conn *c);
+/* Removes c from the registry and frees it (closes its descriptor). */
+void conn_close(struct conn *c);
+void conn_register(struct conn *c);
+/* Sends c (descriptor and buffered bytes) over ch; frees c locally.
+ * Returns 0, or -1 with c untouched. */
+int conn_send(struct chan *ch, struct conn *c);
+/* A channel in the epoll set is readable (a serving thread). */
+void chan_readable(struct chan *ch);
+int chan_add(struct chan *ch);
+/* Starts a lodge-worker with extra arguments and the given descriptors
+ * inherited; returns its pid and our end of a fresh channel. */
+pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
+    int *chan_r);
+/* Waits on a fresh channel for READY (1) or FAILED/EOF (0); -1 timeout. */
+int handoff_wait_ready(int fd, int timeout_ms, char *why, size_t why_size);
+/* Starts a successor process and hands it everything (watcher thread). */
+int replace_request(const char *why);
+const char *replace_error(void);
+/* Watcher housekeeping: RSS limit, and exit once drained. */
+void replace_tick(void);
+
+/* procmode.c */
+bool procmode_needed(const char *reason);
+int procmode_start(struct app *app, const char *why);
+/* Routes a connection to the app's process; 0, or -1 (answer 503). */
+int procmode_route(struct app *app, struct conn *c);
+void procmode_chan_closed(struct appproc *p);
+void procmode_tick(void);
+/* The app process: serves app in the main interpreter. */
+int procmode_child_main(void);
+void procmode_reload_asked(struct appproc *p);
+void procmode_drain_all(void);
+bool procmode_all_gone(void);
+/* A new process for a process-mode app (watcher thread). */
+void procmode_reload(struct app *app);
 
 /* app.c: discovery and per-request selection. */
-int app_scan(const char *apps_dir);
+int app_scan(const char *apps_dir, const char *only);
 struct app *app_find(const char *name, size_t len);
 struct app_gen *app_acquire(struct app *app);
 void app_release(struct app_gen *gen);
@@ -130,5 +282,12 @@ int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r);
  * clears it; fills reason (may be NULL) with its one-line summary. */
 void wsgi_log_exception(struct app *app, const char *what, char *reason,
     size_t reason_size);
+/* With gen's GIL held: the files of modules imported from roots (sorted,
+ * malloc'd, caller frees); updates gen->nmodules. */
+int wsgi_module_files(struct app_gen *gen, const char *const *roots,
+    size_t nroots, char ***files_r, size_t *nfiles_r);
+/* With gen's GIL held: joins app threads for up to timeout seconds and
+ * returns how many still run. */
+int wsgi_threads_left(struct app_gen *gen, double timeout);
 
 #endif

@@ -36,6 +36,8 @@ struct wsgi_state {
 	PyObject *errors;       /* the LogWriter behind wsgi.errors */
 	PyObject *setup;        /* bootstrap functions (see wsgi_bootstrap) */
 	PyObject *format_exc;
+	PyObject *module_files;
+	PyObject *threads_left;
 	PyObject *str_close, *str_read, *str_fileno, *str_wsgi_input;
 	struct app *app;
 };
@@ -88,6 +90,34 @@ static const char wsgi_bootstrap[] =
     "        raise TypeError('%s is not callable (it is a %s)' %\n"
     "                        (entry_callable, type(obj).__name__))\n"
     "    return obj\n"
+    /* The files of every module imported from roots (the app folder, its
+     * venv): what the reload watcher must watch.  Reads module dicts only,
+     * so no module-level __getattr__ of the app runs. */
+    "def _module_files(roots):\n"
+    "    import os\n"
+    "    roots = [os.path.abspath(r) for r in roots if r]\n"
+    "    files = set()\n"
+    "    for m in list(_sys.modules.values()):\n"
+    "        d = getattr(m, '__dict__', None)\n"
+    "        f = d.get('__file__') if isinstance(d, dict) else None\n"
+    "        if not isinstance(f, str):\n"
+    "            continue\n"
+    "        f = os.path.abspath(f)\n"
+    "        if any(f.startswith(r + os.sep) for r in roots):\n"
+    "            files.add(f)\n"
+    "    return sorted(files)\n"
+    /* Joins the app's own threads with a deadline before the interpreter
+     * is ended (EMBEDDING.md §5 item 3); returns how many still run. */
+    "def _threads_left(timeout):\n"
+    "    import _thread, time\n"
+    "    th = _sys.modules.get('threading')\n"
+    "    if th is not None:\n"
+    "        end = time.monotonic() + timeout\n"
+    "        for t in th.enumerate():\n"
+    "            if t is th.main_thread() or isinstance(t, th._DummyThread):\n"
+    "                continue\n"
+    "            t.join(max(0.0, end - time.monotonic()))\n"
+    "    return _thread._count()\n"
     "def _format_exc(t, v, tb):\n"
     "    import traceback\n"
     "    lines = traceback.format_exception(t, v, tb)\n"
@@ -937,10 +967,15 @@ static int wsgi_module_exec(PyObject *m)
 	Py_DECREF(res);
 	ws->setup = PyDict_GetItemString(dict, "_setup");
 	ws->format_exc = PyDict_GetItemString(dict, "_format_exc");
-	if (ws->setup == NULL || ws->format_exc == NULL)
+	ws->module_files = PyDict_GetItemString(dict, "_module_files");
+	ws->threads_left = PyDict_GetItemString(dict, "_threads_left");
+	if (ws->setup == NULL || ws->format_exc == NULL ||
+	    ws->module_files == NULL || ws->threads_left == NULL)
 		return -1;
 	Py_INCREF(ws->setup);
 	Py_INCREF(ws->format_exc);
+	Py_INCREF(ws->module_files);
+	Py_INCREF(ws->threads_left);
 
 	ws->str_close = PyUnicode_InternFromString("close");
 	ws->str_read = PyUnicode_InternFromString("read");
@@ -989,6 +1024,8 @@ static int wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(ws->errors);
 	Py_VISIT(ws->setup);
 	Py_VISIT(ws->format_exc);
+	Py_VISIT(ws->module_files);
+	Py_VISIT(ws->threads_left);
 	return 0;
 }
 
@@ -1006,6 +1043,8 @@ static int wsgi_module_clear(PyObject *m)
 	Py_CLEAR(ws->errors);
 	Py_CLEAR(ws->setup);
 	Py_CLEAR(ws->format_exc);
+	Py_CLEAR(ws->module_files);
+	Py_CLEAR(ws->threads_left);
 	Py_CLEAR(ws->str_close);
 	Py_CLEAR(ws->str_read);
 	Py_CLEAR(ws->str_fileno);
@@ -1096,6 +1135,7 @@ int wsgi_prepare(struct app_gen *gen, char *reason, size_t reason_size)
 		goto fail;
 	ws = wsgi_state_of(mod);
 	ws->app = app;
+	gen->ws = ws;
 	((struct writer *)ws->errors)->app = app;
 	writer = ws->errors;
 	Py_INCREF(writer);
@@ -1197,8 +1237,12 @@ static PyObject *build_environ(struct wsgi_state *ws, struct cgi_env *env,
 static void answer_failure(struct req *r)
 {
 	if (!r->headers_sent) {
+		/* A body the client got wrong (bad chunks, too large) is the
+		 * client's error, even if it surfaced inside the app. */
+		int status = r->body_status != 0 ? r->body_status : 500;
+
 		Py_BEGIN_ALLOW_THREADS
-		conn_send_error(r, 500, r->keep_alive && r->body_done);
+		conn_send_error(r, status, r->keep_alive && r->body_done);
 		Py_END_ALLOW_THREADS
 	} else {
 		/* Body bytes went out: an unterminated chunked stream or a
@@ -1392,6 +1436,10 @@ int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r)
 		goto error;
 
 	result = PyObject_CallFunctionObjArgs(gen->callable, environ, sr, NULL);
+	/* A module imported during a request must be watched too: tell the
+	 * watcher when sys.modules grew (a size check: nearly free). */
+	if (PyDict_GET_SIZE(PyImport_GetModuleDict()) != gen->nmodules)
+		reload_modules_grew(gen);
 	if (result == NULL)
 		goto error;
 	sent = send_result(ws, app, r, result);
@@ -1423,7 +1471,18 @@ int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r)
 	goto done;
 
 error:
-	wsgi_log_exception(app, "exception in the app", NULL, 0);
+	if (r->body_status != 0) {
+		/* The app only saw the client's bad body: one line, no
+		 * traceback to alarm the user. */
+		PyErr_Clear();
+		userlog_printf(app->log, "request body refused (%d %s): the "
+		    "client sent %s", r->body_status,
+		    http_reason(r->body_status),
+		    r->body_status == 413 ? "more than the body limit" :
+					    "a malformed chunked body");
+	} else {
+		wsgi_log_exception(app, "exception in the app", NULL, 0);
+	}
 	answer_failure(r);
 	if (r->client_gone || !r->keep_alive)
 		rc = -1;
@@ -1442,4 +1501,74 @@ done:
 	if (r->client_gone || !r->keep_alive)
 		rc = -1;
 	return rc;
+}
+
+/* ---- what the reload watcher asks of an interpreter ---- */
+
+int wsgi_module_files(struct app_gen *gen, const char *const *roots,
+    size_t nroots, char ***files_r, size_t *nfiles_r)
+{
+	PyObject *list = PyList_New(0), *res;
+	char **files;
+	Py_ssize_t i, n;
+	size_t k;
+
+	*files_r = NULL;
+	*nfiles_r = 0;
+	if (list == NULL)
+		goto fail;
+	for (k = 0; k < nroots; k++) {
+		PyObject *r = PyUnicode_DecodeFSDefault(roots[k]);
+
+		if (r == NULL || PyList_Append(list, r) < 0) {
+			Py_XDECREF(r);
+			goto fail;
+		}
+		Py_DECREF(r);
+	}
+	res = PyObject_CallOneArg(gen->ws->module_files, list);
+	Py_CLEAR(list);
+	if (res == NULL)
+		goto fail;
+	n = PyList_Size(res);
+	files = calloc((size_t)n + 1, sizeof(*files));
+	for (i = 0; files != NULL && i < n; i++) {
+		PyObject *b = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(res, i));
+
+		if (b == NULL) {
+			PyErr_Clear();
+			continue;
+		}
+		files[(*nfiles_r)++] = strdup(PyBytes_AS_STRING(b));
+		Py_DECREF(b);
+	}
+	Py_DECREF(res);
+	*files_r = files;
+	gen->nmodules = PyDict_GET_SIZE(PyImport_GetModuleDict());
+	return files != NULL ? 0 : -1;
+fail:
+	Py_XDECREF(list);
+	wsgi_log_exception(gen->app, "lodge: listing the app's modules failed",
+	    NULL, 0);
+	return -1;
+}
+
+int wsgi_threads_left(struct app_gen *gen, double timeout)
+{
+	PyObject *res = PyObject_CallFunction(gen->ws->threads_left, "d",
+	    timeout);
+	long n;
+
+	if (res == NULL) {
+		wsgi_log_exception(gen->app, "lodge: checking the app's threads "
+		    "failed", NULL, 0);
+		return 1; /* unknown: treat as "threads remain" (safe side) */
+	}
+	n = PyLong_AsLong(res);
+	Py_DECREF(res);
+	if (n < 0 && PyErr_Occurred()) {
+		PyErr_Clear();
+		return 1;
+	}
+	return (int)n;
 }

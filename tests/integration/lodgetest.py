@@ -424,15 +424,19 @@ class Worker:
         self.tmp = tempfile.mkdtemp(prefix="lodgetest-")
         if os.environ.get("LODGE_TEST_KEEP"):
             sys.stderr.write("lodgetest: temp dir %s\n" % self.tmp)
-        os.mkdir(self.apps_dir)
-        os.mkdir(self.log_dir)
-        for name in self.apps:
-            shutil.copytree(os.path.join(APPS_SRC, name),
-                            os.path.join(self.apps_dir, name),
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        if self.prepare:
-            self.prepare(self)
-        self.launch()
+        try:
+            os.mkdir(self.apps_dir)
+            os.mkdir(self.log_dir)
+            for name in self.apps:
+                shutil.copytree(os.path.join(APPS_SRC, name),
+                                os.path.join(self.apps_dir, name),
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            if self.prepare:
+                self.prepare(self)
+            self.launch()
+        except BaseException:
+            self.cleanup()
+            raise
         return self
 
     def launch(self):

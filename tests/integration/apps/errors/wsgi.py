@@ -5,6 +5,10 @@ Validated paths:
   /after       chunked: yields a first chunk, then raises
   /after-cl    the same with Content-Length: 1000
   /exit        sys.exit(3) in the request
+  /empty-then-raise  generator: start_response, yields b"", then raises
+                     (no body byte yet, so the headers were not sent)
+  /excinfo-after-body  start_response with exc_info after a body byte:
+                     must re-raise; the app lets it propagate
 Unvalidated paths (validator would itself reject these headers, and the
 point is what the server does with them):
   /bad-value-crlf /bad-value-lf /bad-value-cr /bad-value-nul
@@ -34,6 +38,10 @@ def failing(environ, start_response):
         sys.exit(3)
     if path in ("/after", "/after-cl"):
         return after(start_response, path == "/after-cl")
+    if path == "/empty-then-raise":
+        return empty_then_raise(start_response)
+    if path == "/excinfo-after-body":
+        return excinfo_after_body(start_response)
     start_response("404 Not Found", TEXT)
     return [b"no such path\n"]
 
@@ -43,6 +51,22 @@ def after(start_response, with_length):
     start_response("200 OK", headers)
     yield b"first chunk\n"
     raise RuntimeError("boom-after")
+
+
+def empty_then_raise(start_response):
+    start_response("200 OK", TEXT + [("X-Too-Early", "1")])
+    yield b""
+    raise RuntimeError("boom-empty")
+
+
+def excinfo_after_body(start_response):
+    start_response("200 OK", TEXT)
+    yield b"some body\n"
+    try:
+        raise ValueError("boom-excinfo")
+    except ValueError:
+        start_response("500 Oops", TEXT, sys.exc_info())
+    yield b"start_response did not re-raise\n"
 
 
 validated = validator(failing)

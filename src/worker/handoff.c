@@ -1,0 +1,446 @@
+/*
+ * handoff.c: connections that move between lodge-worker processes, and the
+ * graceful replacement of a worker process by a fresh copy of itself.
+ *
+ * Runs in lodge-worker as the hosted user.  A connection moves as its
+ * descriptor (SCM_RIGHTS) plus the bytes already read from it, in one
+ * MSG_CONN message over a SOCK_SEQPACKET channel (proto.h, msg.c): from a
+ * worker to a process-mode app's process and back after each response,
+ * and from a worker being replaced to its successor.  Everything a peer
+ * sends is checked by msg_recv; a peer that sends garbage is cut off.
+ *
+ * Replacement (the backstop for what a sub-interpreter can't clean: a
+ * parked interpreter whose threads never ended, memory above
+ * --max-memory; and SIGHUP): the old process starts a successor with the
+ * listening sockets inherited, waits until it has imported every app and
+ * says READY, stops accepting, and hands it every idle keep-alive
+ * connection, and each busy one once its response is out.  No connection
+ * is ever reset while a request may be arriving on it, so a front end
+ * that pools connections never sees a failure.  Then the old process
+ * exits.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "msg.h"
+#include "util.h"
+
+#define HANDOFF_READY_TIMEOUT_MS 120000
+#define HANDOFF_SEND_TIMEOUT_S 2
+
+static const char *replace_err = "";
+
+int chan_add(struct chan *ch)
+{
+	struct epoll_event ev = {
+	    .events = EPOLLIN | EPOLLONESHOT,
+	    .data.ptr = ch,
+	};
+
+	util_set_nonblock(ch->fd, false);
+	{
+		/* Sends block at most this long: a stuck peer costs one
+		 * connection, never a thread for good. */
+		struct timeval tv = {.tv_sec = HANDOFF_SEND_TIMEOUT_S};
+
+		setsockopt(ch->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	return epoll_ctl(wctx.epfd, EPOLL_CTL_ADD, ch->fd, &ev);
+}
+
+int conn_send(struct chan *ch, struct conn *c)
+{
+	if (atomic_load(&ch->is_closed) || c->buf_len > MSG_MAX_PAYLOAD)
+		return -1;
+	if (msg_send(ch->fd, MSG_CONN, c->buf, c->buf_len, c->fd) < 0)
+		return -1;
+	/* The peer has its own copy of the descriptor now. */
+	conn_close(c);
+	return 0;
+}
+
+void conn_release(struct conn *c)
+{
+	/* An app's own process keeps no idle connection: the worker that
+	 * routes decides where the next request goes. */
+	if (wctx.app_process != NULL) {
+		if (conn_send(wctx.up, c) < 0)
+			conn_close(c);
+		return;
+	}
+	if (atomic_load(&wctx.is_draining) && wctx.successor != NULL) {
+		if (conn_send(wctx.successor, c) < 0) {
+			log_warn("handoff: cannot pass a connection to the new "
+			    "process; closing it");
+			conn_close(c);
+		}
+		return;
+	}
+	conn_arm(c, false, c->buf_len > 0);
+}
+
+/* A connection arrived from another process of ours. */
+static void conn_received(struct msg *m)
+{
+	struct conn *c = conn_new(m->fd, m->payload, m->len);
+
+	if (c == NULL) {
+		close(m->fd);
+		return;
+	}
+	{
+		int type = 0;
+		socklen_t tl = sizeof(type);
+
+		/* Only a stream socket can be a client connection. */
+		if (getsockopt(c->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+		    type != SOCK_STREAM) {
+			log_warn("handoff: a peer passed a descriptor that is "
+			    "not a stream socket; dropped");
+			conn_free(c);
+			return;
+		}
+	}
+	conn_describe(c);
+	conn_register(c);
+	conn_arm(c, true, m->len > 0);
+}
+
+void chan_readable(struct chan *ch)
+{
+	static _Thread_local uint8_t *buf;
+	struct epoll_event ev = {
+	    .events = EPOLLIN | EPOLLONESHOT,
+	    .data.ptr = ch,
+	};
+
+	if (buf == NULL) {
+		buf = malloc(sizeof(struct msg_hdr) + MSG_MAX_PAYLOAD);
+		if (buf == NULL)
+			goto rearm;
+	}
+	for (int i = 0; i < 64; i++) {
+		const char *err = NULL;
+		struct msg m;
+		int rc = msg_recv(ch->fd, buf,
+		    sizeof(struct msg_hdr) + MSG_MAX_PAYLOAD, &m, &err);
+
+		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (rc <= 0 || rc == -2) {
+			if (rc == -2)
+				log_warn("handoff: a peer process sent a bad "
+				    "message (%s); cutting it off", err);
+			goto closed;
+		}
+		switch (m.type) {
+		case MSG_CONN:
+			conn_received(&m);
+			break;
+		case MSG_DRAIN:
+			if (ch->is_up && wctx.app_process != NULL) {
+				/* Our parent has a newer process for this
+				 * app: finish what we have, then leave. */
+				log_info("draining: a new process serves the "
+				    "app");
+				atomic_store(&wctx.stopping, true);
+			}
+			break;
+		case MSG_RELOAD:
+			if (ch->proc != NULL)
+				procmode_reload_asked(ch->proc);
+			break;
+		case MSG_HELLO:
+		case MSG_READY:
+		case MSG_TYPE_MAX:
+			/* Not expected here: ignore, the channel is fine. */
+			break;
+		}
+	}
+rearm:
+	epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, ch->fd, &ev);
+	return;
+closed:
+	atomic_store(&ch->is_closed, true);
+	epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, ch->fd, NULL);
+	if (ch->proc != NULL) {
+		procmode_chan_closed(ch->proc);
+	} else if (ch->is_up && wctx.app_process != NULL) {
+		/* The worker that routes to us is gone: nobody can send us
+		 * requests nor take our connections back. */
+		log_warn("the parent worker is gone; exiting");
+		_exit(0);
+	}
+	/* The predecessor's channel closes when it exits: nothing to do.
+	 * The descriptor stays open (harmless) so that no other thread
+	 * can be handed a reused number by mistake. */
+}
+
+pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
+    int *chan_r)
+{
+	static const char *const internal[] = {"--inherit-listen",
+	    "--handoff-fd", "--app-process", NULL};
+	char fdbuf[16];
+	const char **args;
+	int sv[2], n = 0, i, k;
+	pid_t pid;
+
+	for (i = 0; wctx.argv[i] != NULL; i++)
+		n++;
+	for (i = 0; extra[i] != NULL; i++)
+		n++;
+	args = calloc((size_t)n + 4, sizeof(*args));
+	if (args == NULL)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(args);
+		return -1;
+	}
+	/* Our own command line without the internal options, then the new
+	 * process's. */
+	n = 0;
+	args[n++] = "/proc/self/exe";
+	for (i = 1; wctx.argv[i] != NULL; i++) {
+		bool skip = false;
+
+		for (k = 0; internal[k] != NULL; k++) {
+			size_t l = strlen(internal[k]);
+
+			if (strcmp(wctx.argv[i], internal[k]) == 0) {
+				skip = true;
+				i++; /* and its value */
+				break;
+			}
+			if (strncmp(wctx.argv[i], internal[k], l) == 0 &&
+			    wctx.argv[i][l] == '=') {
+				skip = true;
+				break;
+			}
+		}
+		if (wctx.argv[i] == NULL)
+			break;
+		if (!skip)
+			args[n++] = wctx.argv[i];
+	}
+	for (i = 0; extra[i] != NULL; i++)
+		args[n++] = extra[i];
+	snprintf(fdbuf, sizeof(fdbuf), "%d", sv[1]);
+	args[n++] = "--handoff-fd";
+	args[n++] = fdbuf;
+	args[n] = NULL;
+
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		/* Only async-signal-safe calls until exec: we were
+		 * multi-threaded. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		fcntl(sv[1], F_SETFD, 0);
+		for (i = 0; i < nkeep; i++)
+			fcntl(keep[i], F_SETFD, 0);
+		execv("/proc/self/exe", (char *const *)args);
+		_exit(127);
+	}
+	free(args);
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return -1;
+	}
+	*chan_r = sv[0];
+	return pid;
+}
+
+int handoff_wait_ready(int fd, int timeout_ms, char *why, size_t why_size)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+	static uint8_t buf[sizeof(struct msg_hdr) + MSG_MAX_PAYLOAD];
+
+	snprintf(why, why_size, "the new process exited before it was ready");
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - util_now_ms();
+		const char *err = NULL;
+		struct msg m;
+		int rc;
+
+		if (left <= 0) {
+			snprintf(why, why_size, "the new process was not ready "
+			    "after %d s", timeout_ms / 1000);
+			return -1;
+		}
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		rc = msg_recv(fd, buf, sizeof(buf), &m, &err);
+		if (rc == -1 && errno == EAGAIN)
+			continue;
+		if (rc <= 0)
+			return 0;
+		if (rc == -2) {
+			snprintf(why, why_size, "the new process sent a bad "
+			    "message: %s", err);
+			return 0;
+		}
+		if (m.type == MSG_READY)
+			return 1;
+		if (m.fd >= 0)
+			close(m.fd);
+	}
+}
+
+const char *replace_error(void)
+{
+	return replace_err;
+}
+
+int replace_request(const char *why)
+{
+	const char *extra[4] = {NULL};
+	char fdlist[WORKER_MAX_LISTEN * 8] = "", reason[256];
+	int keep[WORKER_MAX_LISTEN], nkeep = 0, chan, rc, i;
+	pid_t pid;
+
+	if (wctx.successor != NULL || wctx.app_process != NULL) {
+		replace_err = "a replacement is already under way";
+		return -1;
+	}
+	for (i = 0; i < wctx.nlisten; i++) {
+		size_t len = strlen(fdlist);
+
+		snprintf(fdlist + len, sizeof(fdlist) - len, "%s%d",
+		    i ? "," : "", wctx.listeners[i].fd);
+		keep[nkeep++] = wctx.listeners[i].fd;
+	}
+	extra[0] = "--inherit-listen";
+	extra[1] = fdlist;
+	log_info("replacing the worker process: %s", why);
+	pid = handoff_spawn(extra, keep, nkeep, &chan);
+	if (pid < 0) {
+		replace_err = "cannot start a new process";
+		log_error("replace: %s: %s", replace_err, strerror(errno));
+		return -1;
+	}
+	rc = handoff_wait_ready(chan, HANDOFF_READY_TIMEOUT_MS, reason,
+	    sizeof(reason));
+	if (rc != 1) {
+		/* Keep serving: a failed successor must cost nothing. */
+		log_error("replace: %s; this process keeps serving", reason);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(chan);
+		replace_err = "the new process failed to start (see the log)";
+		return -1;
+	}
+	wctx.successor = calloc(1, sizeof(*wctx.successor));
+	if (wctx.successor == NULL) {
+		kill(pid, SIGTERM);
+		close(chan);
+		return -1;
+	}
+	wctx.successor->ev_kind = EV_CHAN;
+	wctx.successor->fd = chan;
+	{
+		struct timeval tv = {.tv_sec = HANDOFF_SEND_TIMEOUT_S};
+
+		setsockopt(chan, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	snprintf(wctx.replace_why, sizeof(wctx.replace_why), "%s", why);
+	/* From here on the successor accepts; we only finish and hand
+	 * over. */
+	atomic_store(&wctx.is_draining, true);
+	for (i = 0; i < wctx.nlisten; i++) {
+		struct listener *l = &wctx.listeners[i];
+
+		epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, l->fd, NULL);
+		close(l->fd);
+		l->fd = -1;
+	}
+	wctx.drain_deadline = util_now_ms() + wctx.drain_timeout_ms;
+	drain_wake_idle();
+	procmode_drain_all();
+	log_info("replace: process %d serves now; handing over connections",
+	    (int)pid);
+	return 0;
+}
+
+/* Resident memory of this process, in bytes. */
+static uint64_t rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+void replace_tick(void)
+{
+	static int64_t last_rss_check;
+	int64_t now = util_now_ms();
+
+	if (wctx.app_process != NULL && atomic_load(&wctx.stopping)) {
+		int nconns;
+
+		/* An app process told to drain: leave once every
+		 * connection went back to the worker. */
+		pthread_mutex_lock(&wctx.conns_lock);
+		nconns = wctx.nconns;
+		pthread_mutex_unlock(&wctx.conns_lock);
+		if (nconns == 0) {
+			userlog_flush(wctx.apps[0]->log);
+			log_info("drained: exiting");
+			_exit(0);
+		}
+		return;
+	}
+	if (atomic_load(&wctx.is_draining)) {
+		int nconns;
+
+		pthread_mutex_lock(&wctx.conns_lock);
+		nconns = wctx.nconns;
+		pthread_mutex_unlock(&wctx.conns_lock);
+		if ((nconns == 0 && procmode_all_gone()) ||
+		    now > wctx.drain_deadline) {
+			if (nconns > 0)
+				log_warn("replace: %d connection(s) still busy "
+				    "at the deadline; leaving anyway", nconns);
+			for (int i = 0; i < wctx.napps; i++)
+				userlog_flush(wctx.apps[i]->log);
+			log_info("replaced (%s): old process exits",
+			    wctx.replace_why);
+			_exit(0);
+		}
+		return;
+	}
+	if (wctx.app_process != NULL || now - last_rss_check < 2000)
+		return;
+	last_rss_check = now;
+	if (wctx.max_memory > 0 && rss_bytes() > wctx.max_memory) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "resident memory %llu MiB is above "
+		    "--max-memory %llu MiB",
+		    (unsigned long long)(rss_bytes() >> 20),
+		    (unsigned long long)(wctx.max_memory >> 20));
+		replace_request(why);
+	}
+}

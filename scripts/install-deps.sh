@@ -15,10 +15,10 @@ pkgs="build-essential cmake pkg-config clang-format
 python3 python3-dev libpython3-dev python3-flask
 libcmocka-dev libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev
 libinih-dev libsystemd-dev
-curl procps"
+curl procps socat"
 
 if [ "${1:-}" = "--bench" ]; then
-	pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn"
+	pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn apache2 libapache2-mod-wsgi-py3"
 fi
 
 missing=""

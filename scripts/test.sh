@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs every dependency, builds lodge, and runs the whole test suite:
-# the unit and integration tests on a normal build, then the unit tests
-# again on an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# the unit and integration tests on a normal build, then all of them again
+# on an AddressSanitizer + UndefinedBehaviorSanitizer build.
 # Run as root on Debian 12:  ./scripts/test.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,5 +25,14 @@ echo "== unit tests under ASan + UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --output-on-failure -L unit)
+
+# The integration tests again, with the sanitized lodge-worker: any memory
+# error or undefined behaviour aborts the worker and fails the test.  Leak
+# detection stays off: the embedded CPython keeps memory until exit by
+# design, and the worker leaves with _exit.
+echo "== integration tests with the ASan + UBSan lodge-worker"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --output-on-failure -L integration --timeout 900)
 
 echo "== all tests passed"

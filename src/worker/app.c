@@ -167,6 +167,8 @@ int app_scan(const char *apps_dir, const char *only)
 		if (app->state == APP_BROKEN || wctx.app_process != NULL)
 			continue;
 		if (app->has_conf && app->conf.interp == APPCONF_INTERP_MAIN) {
+			snprintf(app->mode_reason, sizeof(app->mode_reason),
+			    "lodge.ini: interpreter = main");
 			if (procmode_start(app, "lodge.ini: interpreter = main")
 			    < 0)
 				app_broken(app);

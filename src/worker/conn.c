@@ -222,23 +222,38 @@ enum conn_read_result conn_read_head(struct conn *c, struct req *r,
 	return CONN_READ_HEAD;
 }
 
-/* Waits until fd is readable or writable; 0, or -1 on timeout/error. */
-static int conn_wait(int fd, short events, int timeout_ms)
+/* Waits until the request's socket is readable or writable; 0, or -1 on
+ * timeout/error.  The only place conn.c blocks. */
+static int conn_wait(struct req *r, short events, int timeout_ms)
 {
-	struct pollfd p = {.fd = fd, .events = events};
+	struct pollfd p = {.fd = r->c->fd, .events = events};
+	int rc;
 
+	if (r->block_begin != NULL)
+		r->block_begin(r);
 	for (;;) {
-		int rc = poll(&p, 1, timeout_ms);
-
-		if (rc > 0)
-			return 0;
+		rc = poll(&p, 1, timeout_ms);
+		if (rc > 0) {
+			rc = 0;
+			break;
+		}
 		if (rc == 0) {
 			errno = ETIMEDOUT;
-			return -1;
+			rc = -1;
+			break;
 		}
-		if (errno != EINTR)
-			return -1;
+		if (errno != EINTR) {
+			rc = -1;
+			break;
+		}
 	}
+	if (r->block_end != NULL) {
+		int saved = errno;
+
+		r->block_end(r);
+		errno = saved;
+	}
+	return rc;
 }
 
 /* Makes raw body bytes available in c->buf[r->raw_off..buf_len), reading
@@ -275,7 +290,7 @@ static int conn_fill_raw(struct req *r, int timeout_ms)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -1;
-		if (conn_wait(c->fd, POLLIN, timeout_ms) < 0)
+		if (conn_wait(r, POLLIN, timeout_ms) < 0)
 			return -1;
 	}
 }
@@ -413,7 +428,7 @@ int conn_writev_all(struct req *r, struct iovec *iov, int iovcnt,
 			if (errno == EINTR)
 				continue;
 			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    conn_wait(r->c->fd, POLLOUT, timeout_ms) == 0)
+			    conn_wait(r, POLLOUT, timeout_ms) == 0)
 				continue;
 			r->client_gone = true;
 			return -1;
@@ -625,7 +640,7 @@ int conn_resp_sendfile(struct req *r, int fd, int64_t len)
 			if (errno == EINTR)
 				continue;
 			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    conn_wait(r->c->fd, POLLOUT, CONN_IO_TIMEOUT_MS) == 0)
+			    conn_wait(r, POLLOUT, CONN_IO_TIMEOUT_MS) == 0)
 				continue;
 			r->client_gone = true;
 			return -1;

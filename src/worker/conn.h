@@ -84,6 +84,14 @@ struct req {
 	char *out;    /* buffered response bytes, CONN_OUT_SIZE */
 	size_t out_len;
 	int64_t started_ms;
+
+	/* Called around every wait for the socket (poll), never around a
+	 * non-blocking read or write: the WSGI layer releases the GIL there
+	 * and only there, so a request that needs no wait takes the GIL
+	 * once (EMBEDDING.md §4: every handoff of the shared GIL costs). */
+	void (*block_begin)(struct req *r);
+	void (*block_end)(struct req *r);
+	void *block_arg;
 };
 
 /* Allocates a connection for fd (takes the descriptor; conn_free closes

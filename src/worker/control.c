@@ -81,16 +81,26 @@ static void status_json(FILE *f)
 
 		for (struct app_gen *g = app->retiring; g != NULL; g = g->next)
 			retiring++;
+		struct appproc *proc = atomic_load(&app->proc);
+		bool is_ok = app->is_process_mode ? proc != NULL : gen != NULL;
+
 		fprintf(f, "%s{\"name\": ", i ? ", " : "");
 		json_str(f, app->name);
-		fprintf(f, ", \"state\": \"%s\", \"mode\": \"sub\", "
+		fprintf(f, ", \"state\": \"%s\", \"mode\": \"%s\", "
 		    "\"version\": %d, \"inflight\": %d, \"retiring\": %d, "
 		    "\"reloads_ok\": %d, \"reloads_failed\": %d, "
-		    "\"watched_files\": %zu, \"reason\": ",
-		    gen != NULL ? "ok" : "broken", gen ? gen->version : 0,
+		    "\"watched_files\": %zu, \"process_pid\": %d, "
+		    "\"mode_reason\": ",
+		    is_ok ? "ok" : "broken",
+		    app->is_process_mode ? "process" : "sub",
+		    app->is_process_mode ? app->proc_version :
+		    gen ? gen->version : 0,
 		    gen ? atomic_load(&gen->inflight) : 0, retiring,
-		    app->reloads_ok, app->reloads_failed, app->nfiles);
-		json_str(f, gen != NULL ? "" : app->reason);
+		    app->reloads_ok, app->reloads_failed, app->nfiles,
+		    proc ? (int)proc->pid : 0);
+		json_str(f, app->mode_reason);
+		fprintf(f, ", \"reason\": ");
+		json_str(f, is_ok ? "" : app->reason);
 		fprintf(f, ", \"last_reload\": ");
 		if (app->last.when_ms == 0) {
 			fprintf(f, "null");

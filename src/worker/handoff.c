@@ -193,7 +193,7 @@ pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
 {
 	static const char *const internal[] = {"--inherit-listen",
 	    "--handoff-fd", "--app-process", NULL};
-	char fdbuf[16];
+	char fdbuf[16], exe[4096];
 	const char **args;
 	int sv[2], n = 0, i, k;
 	pid_t pid;
@@ -211,8 +211,17 @@ pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
 	}
 	/* Our own command line without the internal options, then the new
 	 * process's. */
+	/* The binary by its real name (so ps shows lodge-worker), which is
+	 * also the newest one if the package was upgraded meanwhile. */
+	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (el <= 0 || (size_t)el >= sizeof(exe) - 1 ||
+	    strstr(exe, " (deleted)") != NULL)
+		snprintf(exe, sizeof(exe), "%s", wctx.argv[0]);
+	else
+		exe[el] = '\0';
 	n = 0;
-	args[n++] = "/proc/self/exe";
+	args[n++] = exe;
 	for (i = 1; wctx.argv[i] != NULL; i++) {
 		bool skip = false;
 
@@ -253,7 +262,7 @@ pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
 		fcntl(sv[1], F_SETFD, 0);
 		for (i = 0; i < nkeep; i++)
 			fcntl(keep[i], F_SETFD, 0);
-		execv("/proc/self/exe", (char *const *)args);
+		execv(exe, (char *const *)args);
 		_exit(127);
 	}
 	free(args);

@@ -134,6 +134,8 @@ struct wthread {
 	PyThreadState *main_ts; /* permanent, first on the thread (§5.6) */
 	struct cgi_env *cgi;
 	struct req req;
+	PyThreadState *gil_ts; /* saved while a wait released the GIL */
+	int gil_depth;
 };
 
 /* The process context: the one global of lodge-worker (STYLE.md rule 7). */

@@ -279,9 +279,7 @@ static Py_ssize_t input_raw(struct input *self, char *dst, size_t n)
 
 	if (self->r == NULL || n == 0)
 		return 0;
-	Py_BEGIN_ALLOW_THREADS
 	got = conn_body_read(self->r, dst, n, CONN_IO_TIMEOUT_MS);
-	Py_END_ALLOW_THREADS
 	if (got < 0) {
 		int st = self->r->body_status;
 
@@ -772,15 +770,29 @@ static PyObject *start_response_call(struct start_response *self,
 	return PyObject_GetAttrString((PyObject *)self, "write");
 }
 
-/* Sends bytes with the GIL released.  0 or -1 (the client is gone). */
+/* Queues or sends body bytes; the GIL goes only if the socket makes us
+ * wait (see gil_release).  0 or -1 (the client is gone). */
 static int send_body(struct req *r, const char *data, size_t len, bool flush)
 {
-	int rc;
+	return conn_resp_body(r, data, len, flush);
+}
 
-	Py_BEGIN_ALLOW_THREADS
-	rc = conn_resp_body(r, data, len, flush);
-	Py_END_ALLOW_THREADS
-	return rc;
+/* conn.c's hooks around a wait: release the GIL, take it back.  Nested
+ * calls (a wait inside an explicit release) only count. */
+static void gil_release(struct req *r)
+{
+	struct wthread *t = r->block_arg;
+
+	if (t->gil_depth++ == 0)
+		t->gil_ts = PyEval_SaveThread();
+}
+
+static void gil_take(struct req *r)
+{
+	struct wthread *t = r->block_arg;
+
+	if (--t->gil_depth == 0)
+		PyEval_RestoreThread(t->gil_ts);
 }
 
 static PyObject *start_response_write(struct start_response *self,
@@ -1241,9 +1253,7 @@ static void answer_failure(struct req *r)
 		 * client's error, even if it surfaced inside the app. */
 		int status = r->body_status != 0 ? r->body_status : 500;
 
-		Py_BEGIN_ALLOW_THREADS
 		conn_send_error(r, status, r->keep_alive && r->body_done);
-		Py_END_ALLOW_THREADS
 	} else {
 		/* Body bytes went out: an unterminated chunked stream or a
 		 * short Content-Length is the only way to tell the front end
@@ -1290,9 +1300,11 @@ static int send_file_wrapper(struct wsgi_state *ws, struct req *r,
 		len = r->content_length;
 	if (r->content_length < 0)
 		r->content_length = len;
-	Py_BEGIN_ALLOW_THREADS
+	/* sendfile reads the file: that may wait on the disk, so the GIL
+	 * goes. */
+	gil_release(r);
 	rc = conn_resp_sendfile(r, fd, len);
-	Py_END_ALLOW_THREADS
+	gil_take(r);
 	*rc_r = rc;
 	return 1;
 }
@@ -1421,6 +1433,9 @@ int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r)
 		return -1;
 	}
 	PyEval_RestoreThread(ts);
+	r->block_begin = gil_release;
+	r->block_end = gil_take;
+	r->block_arg = t;
 
 	input = PyObject_New(struct input, ws->input_type);
 	sr = PyObject_New(struct start_response, ws->start_response_type);
@@ -1460,9 +1475,7 @@ int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r)
 	if (sent == 0 && !r->client_gone) {
 		int end;
 
-		Py_BEGIN_ALLOW_THREADS
 		end = conn_resp_end(r);
-		Py_END_ALLOW_THREADS
 		if (end < 0)
 			rc = -1;
 	} else {
@@ -1498,6 +1511,8 @@ done:
 	Py_XDECREF((PyObject *)input);
 	Py_XDECREF((PyObject *)sr);
 	PyEval_SaveThread();
+	/* From here on the thread holds no GIL: waits need no hooks. */
+	r->block_begin = r->block_end = NULL;
 	if (r->client_gone || !r->keep_alive)
 		rc = -1;
 	return rc;

@@ -13,11 +13,16 @@ Standard library only (Debian's /usr/bin/python3).  What is here:
                complete, the chunk sizes of a chunked body.
   build_request  the bytes of a request, header by header as given.
 
+Every worker runs in a process group of its own (start_new_session): its
+app processes and a successor that replaces it (a child that outlives
+it) are in that group, and kill/stop/cleanup end the whole group.
+
 The environment variable LODGE_WORKER names the binary under test.
 LODGE_TEST_KEEP=1 keeps the temp dirs (their paths go to stderr).
 """
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -379,8 +384,9 @@ class Worker:
     """
 
     def __init__(self, apps, threads=None, max_body=None, max_head=None,
-                 unix=False, extra_args=(), prepare=None):
+                 unix=False, extra_args=(), prepare=None, control=False):
         self.apps = list(apps)
+        self.control = control  # True: --control TMP/control.sock
         self.threads = threads
         self.max_body = max_body
         self.max_head = max_head
@@ -392,6 +398,7 @@ class Worker:
         self.port = None
         self.unix_path = None
         self.launches = 0
+        self.pgid = None
 
     # -- paths
 
@@ -409,6 +416,10 @@ class Worker:
     @property
     def addr(self):
         return ("127.0.0.1", self.port)
+
+    @property
+    def control_path(self):
+        return self.path("control.sock") if self.control else None
 
     def write_file(self, relpath, text):
         """Writes a file under the temp dir (apps/NAME/lodge.ini ...)."""
@@ -459,15 +470,20 @@ class Worker:
                 args += ["--max-body", str(self.max_body)]
             if self.max_head is not None:
                 args += ["--max-head", str(self.max_head)]
+            if self.control:
+                args += ["--control", self.control_path]
             args += self.extra_args
             env = {k: v for k, v in os.environ.items()
                    if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             self.stderr_path = self.path("worker-stderr-%d.txt" % self.launches)
             with open(self.stderr_path, "wb") as err:
+                # A group of its own: its app processes and successors
+                # (which outlive it) end with it (kill_group).
                 self.proc = subprocess.Popen(
                     args, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                    env=env, cwd=self.tmp)
+                    env=env, cwd=self.tmp, start_new_session=True)
+            self.pgid = self.proc.pid
             self.args = args
             try:
                 self._wait_ready()
@@ -522,13 +538,59 @@ class Worker:
         if self.alive():
             self.proc.send_signal(sig)
 
+    def group_pids(self):
+        """The live (not zombie) processes of the worker's process group:
+        the worker, its app processes, a successor that replaced it."""
+        out = []
+        if self.pgid is None:
+            return out
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name, "rb") as f:
+                    stat = f.read().decode("latin-1")
+            except OSError:
+                continue
+            # pid (comm) state ppid pgrp ...; comm may hold spaces
+            fields = stat[stat.rfind(")") + 2:].split()
+            if len(fields) > 2 and fields[0] not in ("Z", "X") and \
+                    int(fields[2]) == self.pgid:
+                out.append(int(name))
+        return sorted(out)
+
+    def kill_group(self, sig=None):
+        """Sends sig (default SIGKILL) to the whole process group."""
+        if sig is None:
+            sig = signal.SIGKILL
+        if self.pgid is None:
+            return
+        try:
+            os.killpg(self.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _wait_group_gone(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is not None:
+                self.proc.poll()  # reaps our own child
+            if not self.group_pids() or time.monotonic() >= deadline:
+                return not self.group_pids()
+            time.sleep(0.02)
+
     def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """SIGKILL to the whole process group."""
+        if self.proc is None:
+            return
+        self.kill_group(signal.SIGKILL)
+        self.proc.wait()
+        self._wait_group_gone(10)
 
     def stop(self, timeout=10):
-        """SIGTERM, then SIGKILL after timeout; returns the exit code."""
+        """SIGTERM (to the process we started, or to the group if that one
+        is gone, replaced by a successor), then SIGKILL to the group after
+        timeout; returns the exit code of the process we started."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -538,7 +600,57 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        elif self.group_pids():
+            self.kill_group(signal.SIGTERM)
+        # Whatever is left of the group (app processes, successors)
+        # goes too.
+        if not self._wait_group_gone(timeout):
+            self.kill_group(signal.SIGKILL)
+            self._wait_group_gone(10)
         return self.proc.returncode
+
+    # -- the control socket (control=True)
+
+    def control_command(self, line, timeout=TIMEOUT):
+        """Sends one command line to the control socket; returns the
+        answer (str).  Retries connecting for a few seconds (a successor
+        takes the socket over by binding it anew)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            try:
+                s.connect(self.control_path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError) as e:
+                s.close()
+                if time.monotonic() >= deadline:
+                    raise WorkerError("control socket %s: %s"
+                                      % (self.control_path, e))
+                time.sleep(0.05)
+        with s:
+            s.sendall(line.encode() + b"\n")
+            out = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                out += data
+        return out.decode("utf-8", "replace")
+
+    def status(self, timeout=TIMEOUT):
+        """The control socket's status, parsed."""
+        text = self.control_command("status", timeout)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise AssertionError("status is not JSON: %r" % text[:2000])
+
+    def app_status(self, app, timeout=TIMEOUT):
+        for a in self.status(timeout)["apps"]:
+            if a["name"] == app:
+                return a
+        raise AssertionError("no app %r in the status" % app)
 
     def restart(self):
         self.kill()

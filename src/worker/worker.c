@@ -415,6 +415,8 @@ void worker_drain_and_exit(void)
 	}
 	log_info("stopping: no new connections; finishing %d in flight",
 	    atomic_load(&wctx.busy));
+	/* Process-mode apps finish their requests too, then leave. */
+	procmode_drain_all();
 	for (;;) {
 		int nconns;
 
@@ -422,7 +424,7 @@ void worker_drain_and_exit(void)
 		pthread_mutex_lock(&wctx.conns_lock);
 		nconns = wctx.nconns;
 		pthread_mutex_unlock(&wctx.conns_lock);
-		if (nconns == 0)
+		if (nconns == 0 && procmode_all_gone())
 			break;
 		if (util_now_ms() > deadline) {
 			log_warn("stopping: %d connection(s) still busy after "
@@ -479,6 +481,7 @@ void worker_start_threads(void)
 		struct wthread *t = &wctx.threads[i];
 
 		t->idx = i;
+		pthread_cond_init(&t->gilq_cond, NULL);
 		t->cgi = malloc(sizeof(*t->cgi));
 		t->req.out = malloc(CONN_OUT_SIZE);
 		if (t->cgi == NULL || t->req.out == NULL)

@@ -136,6 +136,10 @@ struct wthread {
 	struct req req;
 	PyThreadState *gil_ts; /* saved while a wait released the GIL */
 	int gil_depth;
+	/* The GIL queue (wsgi.c). */
+	struct wthread *gilq_next;
+	bool gilq_turn;
+	pthread_cond_t gilq_cond;
 };
 
 /* The process context: the one global of lodge-worker (STYLE.md rule 7). */

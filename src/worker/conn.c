@@ -621,6 +621,20 @@ int conn_resp_sendfile(struct req *r, int fd, int64_t len)
 
 	if (r->no_body)
 		return 0;
+	if (r->content_length >= 0) {
+		/* Never past what the app declared, counting what it already
+		 * wrote: the rest would be read as the next response. */
+		int64_t room = r->content_length - (int64_t)r->body_sent -
+		    (int64_t)r->out_len;
+
+		if (room < 0)
+			room = 0;
+		if (len < 0 || len > room) {
+			if (len >= 0)
+				r->keep_alive = false;
+			len = room;
+		}
+	}
 	if (r->out_len > 0 || !r->headers_sent) {
 		if (conn_flush(r, false, false) < 0)
 			return -1;

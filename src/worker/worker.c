@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -383,6 +384,28 @@ static void *serve_thread(void *arg)
 
 /* ---- start and stop ---- */
 
+/* With --idle-exit: true once no connection has been open for that long
+ * (lodged starts the worker again on the next connection). */
+static bool worker_is_idle(void)
+{
+	static int64_t idle_since;
+	int64_t now = util_now_ms();
+	int nconns;
+
+	pthread_mutex_lock(&wctx.conns_lock);
+	nconns = wctx.nconns;
+	pthread_mutex_unlock(&wctx.conns_lock);
+	if (nconns > 0 || atomic_load(&wctx.busy) > 0 || idle_since == 0) {
+		idle_since = now;
+		return false;
+	}
+	if (now - idle_since < wctx.idle_exit_ms)
+		return false;
+	log_info("idle for %lld s: exiting", (long long)(wctx.idle_exit_ms /
+	    1000));
+	return true;
+}
+
 static int parse_size_opt(const char *name, const char *val, uint64_t min,
     uint64_t max, uint64_t *out)
 {
@@ -440,6 +463,31 @@ void worker_drain_and_exit(void)
 	/* No Py_Finalize: app threads may still run, and ending
 	 * sub-interpreters that hold them would block (EMBEDDING.md §5). */
 	_exit(0);
+}
+
+/* Creates dir and its missing parents (as the user the worker runs as:
+ * a hosted user's log folder is created by the user, never by root). */
+static int mkdir_p(const char *dir, mode_t mode)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
 }
 
 /* Parses "3,4,5" into fds; returns the count or -1. */
@@ -509,6 +557,10 @@ int main(int argc, char **argv)
 	    {"inherit-listen", required_argument, NULL, 'I'},
 	    {"handoff-fd", required_argument, NULL, 'F'},
 	    {"app-process", required_argument, NULL, 'P'},
+	    /* From lodged: a listening socket already open as this
+	     * descriptor, and exit after this long without a connection. */
+	    {"listen-fd", required_argument, NULL, 'f'},
+	    {"idle-exit", required_argument, NULL, 'i'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -516,6 +568,7 @@ int main(int argc, char **argv)
 	const char *listen_specs[WORKER_MAX_LISTEN];
 	int inherited[WORKER_MAX_LISTEN];
 	int nspecs = 0, ninherited = -1, handoff_fd = -1, opt, i;
+	int listenfds[WORKER_MAX_LISTEN], nlistenfd = 0;
 	uint64_t v;
 	sigset_t sigs;
 
@@ -609,6 +662,24 @@ int main(int argc, char **argv)
 		case 'P':
 			wctx.app_process = optarg;
 			break;
+		case 'f':
+			if (nlistenfd == WORKER_MAX_LISTEN ||
+			    (listenfds[nlistenfd] = parse_fd(optarg)) < 0) {
+				fprintf(stderr, "lodge-worker: --listen-fd: bad "
+				    "descriptor '%s'\n", optarg);
+				return 2;
+			}
+			nlistenfd++;
+			break;
+		case 'i':
+			if (util_parse_u64(optarg, 1, 86400, false, &v) < 0) {
+				fprintf(stderr, "lodge-worker: --idle-exit: "
+				    "expected 1 to 86400 seconds, got '%s'\n",
+				    optarg);
+				return 2;
+			}
+			wctx.idle_exit_ms = (int64_t)v * 1000;
+			break;
 		case 'V':
 			printf("lodge-worker %s (Python %s)\n", LODGE_VERSION,
 			    PY_VERSION);
@@ -622,7 +693,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || wctx.apps_dir == NULL ||
-	    (nspecs == 0 && wctx.app_process == NULL)) {
+	    (nspecs == 0 && nlistenfd == 0 && wctx.app_process == NULL)) {
 		fprintf(stderr, "lodge-worker: --apps and at least one "
 		    "--listen are required\n");
 		usage(stderr);
@@ -681,6 +752,23 @@ int main(int argc, char **argv)
 		};
 		wctx.nlisten++;
 	}
+	for (i = 0; i < nlistenfd && wctx.app_process == NULL; i++) {
+		int type = 0;
+		socklen_t tl = sizeof(type);
+
+		if (wctx.nlisten == WORKER_MAX_LISTEN)
+			fatal("too many listeners");
+		if (getsockopt(listenfds[i], SOL_SOCKET, SO_TYPE, &type, &tl) < 0
+		    || type != SOCK_STREAM)
+			fatal("--listen-fd %d: not a stream socket",
+			    listenfds[i]);
+		fcntl(listenfds[i], F_SETFD, FD_CLOEXEC);
+		util_set_nonblock(listenfds[i], true);
+		wctx.listeners[wctx.nlisten++] = (struct listener){
+		    .ev_kind = EV_LISTEN,
+		    .fd = listenfds[i],
+		};
+	}
 	if (handoff_fd >= 0) {
 		fcntl(handoff_fd, F_SETFD, FD_CLOEXEC);
 		wctx.up = calloc(1, sizeof(*wctx.up));
@@ -691,6 +779,9 @@ int main(int argc, char **argv)
 		wctx.up->is_up = true;
 	}
 
+	if (wctx.log_dir != NULL && mkdir_p(wctx.log_dir, 0750) < 0)
+		log_warn("--log-dir %s: %s; app logs go to stderr", wctx.log_dir,
+		    strerror(errno));
 	pthread_mutex_init(&wctx.conns_lock, NULL);
 	pthread_mutex_init(&wctx.procs_lock, NULL);
 	wctx.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -724,6 +815,8 @@ int main(int argc, char **argv)
 		log_warn("reload: changes to the apps will not be picked up");
 	for (i = 0; i < nspecs; i++)
 		log_info("listening on %s", listen_specs[i]);
+	for (i = 0; i < nlistenfd; i++)
+		log_info("listening on descriptor %d", listenfds[i]);
 	log_info("ready: %d app(s), %d thread(s)", wctx.napps, wctx.nthreads);
 	if (wctx.up != NULL) {
 		/* Our predecessor waits for this to hand over and leave. */
@@ -734,10 +827,14 @@ int main(int argc, char **argv)
 	}
 
 	for (;;) {
-		int sig;
+		struct timespec tick = {.tv_sec = 1};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
 
-		if (sigwait(&sigs, &sig) != 0)
+		if (sig < 0) {
+			if (wctx.idle_exit_ms > 0 && worker_is_idle())
+				worker_drain_and_exit();
 			continue;
+		}
 		if (sig == SIGHUP) {
 			/* Standalone: a graceful replacement of the process,
 			 * as the launcher will ask for. */

@@ -181,6 +181,7 @@ struct worker_ctx {
 	atomic_llong last_sweep;
 
 	int settle_ms;              /* reload settle delay */
+	int64_t idle_exit_ms;       /* exit when idle this long; 0: never */
 	uint64_t max_memory;        /* RSS that asks for a process replacement */
 	const char *control_path;   /* the worker's control socket */
 	int reload_efd;             /* eventfd: wakes the watcher thread */

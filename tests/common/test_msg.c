@@ -1,0 +1,599 @@
+/*
+ * test_msg.c: tests of src/common/msg.c, the framing of lodge's internal
+ * messages.  msg_decode is pure and gets a table of datagrams (each copied
+ * into a buffer of exactly its size, so that AddressSanitizer sees a read
+ * past the end): short, unknown types, lengths that disagree with the
+ * header, per-type payload and descriptor rules, and a valid message of
+ * each type.  msg_send and msg_recv run over real SOCK_SEQPACKET
+ * socketpairs: round trips with and without a descriptor (the received one
+ * must be new, close-on-exec and refer to the same file), then a hostile
+ * peer: garbage datagrams, two or five descriptors, a datagram larger than
+ * the buffer, a closed peer and an empty socket.  Every case that drops a
+ * descriptor counts the entries of /proc/self/fd before and after, so a
+ * leak fails the test.  Runs as any user.
+ */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msg.h"
+
+#define NROWS(a) (sizeof(a) / sizeof((a)[0]))
+#define HDR sizeof(struct msg_hdr)
+#define RECV_SIZE (HDR + MSG_MAX_PAYLOAD)
+
+/* ---------------------------------------------------------------------- */
+/* msg_decode                                                             */
+/* ---------------------------------------------------------------------- */
+
+/* A datagram: a header (type, len as written) followed by payload bytes.
+ * n_short > 0 gives a datagram of only that many header bytes. */
+struct decode_row {
+	const char *name;
+	uint32_t type;
+	uint32_t len;   /* the header's length field */
+	size_t payload; /* payload bytes actually present */
+	size_t n_short; /* 1..HDR-1: a truncated header of this size */
+	bool is_empty;  /* a datagram of 0 bytes */
+	int has_fd;
+	int ret;
+	const char *err; /* a word of *errstr_r when ret is -1 */
+};
+
+#define OK_ROW(nm, t, l, fd)                                                   \
+	{                                                                      \
+		.name = nm, .type = t, .len = l, .payload = l, .has_fd = fd,   \
+		.ret = 0                                                       \
+	}
+#define BAD_ROW(nm, t, l, p, fd, e)                                            \
+	{                                                                      \
+		.name = nm, .type = t, .len = l, .payload = p, .has_fd = fd,   \
+		.ret = -1, .err = e                                            \
+	}
+
+static const struct decode_row decode_rows[] = {
+    {.name = "empty datagram", .is_empty = true, .ret = -1, .err = "shorter"},
+    {.name = "1 byte", .n_short = 1, .ret = -1, .err = "shorter"},
+    {.name = "header less one byte",
+        .n_short = HDR - 1,
+        .ret = -1,
+        .err = "shorter"},
+    BAD_ROW("type 0", 0, 0, 0, 0, "unknown"),
+    BAD_ROW("type 0 with a descriptor", 0, 0, 0, 1, "unknown"),
+    BAD_ROW("type MSG_TYPE_MAX", MSG_TYPE_MAX, 0, 0, 0, "unknown"),
+    BAD_ROW("type 0xffffffff", 0xffffffffu, 0, 0, 0, "unknown"),
+    BAD_ROW("type 0x80000001", 0x80000001u, 0, 0, 0, "unknown"),
+    BAD_ROW("header claims more than present", MSG_CONN, 10, 5, 1, "length"),
+    BAD_ROW("header claims less than present", MSG_CONN, 5, 10, 1, "length"),
+    BAD_ROW(
+        "header claims a payload, none present", MSG_READY, 1, 0, 0, "length"),
+    BAD_ROW("header claims 0xffffffff", MSG_CONN, 0xffffffffu, 16, 1, "length"),
+    BAD_ROW("payload over MSG_MAX_PAYLOAD", MSG_CONN, MSG_MAX_PAYLOAD + 1,
+        MSG_MAX_PAYLOAD + 1, 1, "length"),
+    BAD_ROW("HELLO too short", MSG_HELLO, sizeof(struct msg_hello) - 1,
+        sizeof(struct msg_hello) - 1, 0, "HELLO"),
+    BAD_ROW("HELLO too long", MSG_HELLO, sizeof(struct msg_hello) + 1,
+        sizeof(struct msg_hello) + 1, 0, "HELLO"),
+    BAD_ROW("HELLO empty", MSG_HELLO, 0, 0, 0, "HELLO"),
+    BAD_ROW("HELLO with a descriptor", MSG_HELLO, sizeof(struct msg_hello),
+        sizeof(struct msg_hello), 1, "HELLO"),
+    BAD_ROW("READY with a payload", MSG_READY, 1, 1, 0, "carry nothing"),
+    BAD_ROW("READY with a descriptor", MSG_READY, 0, 0, 1, "carry nothing"),
+    BAD_ROW("DRAIN with a payload", MSG_DRAIN, 4, 4, 0, "carry nothing"),
+    BAD_ROW("DRAIN with a descriptor", MSG_DRAIN, 0, 0, 1, "carry nothing"),
+    BAD_ROW("RELOAD with a payload", MSG_RELOAD, 8, 8, 0, "carry nothing"),
+    BAD_ROW("RELOAD with a descriptor", MSG_RELOAD, 0, 0, 1, "carry nothing"),
+    BAD_ROW("CONN without a descriptor", MSG_CONN, 0, 0, 0, "descriptor"),
+    BAD_ROW("CONN with bytes, without a descriptor", MSG_CONN, 18, 18, 0,
+        "descriptor"),
+    OK_ROW("HELLO", MSG_HELLO, sizeof(struct msg_hello), 0),
+    OK_ROW("READY", MSG_READY, 0, 0),
+    OK_ROW("DRAIN", MSG_DRAIN, 0, 0),
+    OK_ROW("RELOAD", MSG_RELOAD, 0, 0),
+    OK_ROW("CONN without bytes", MSG_CONN, 0, 1),
+    OK_ROW("CONN with bytes", MSG_CONN, 18, 1),
+    OK_ROW("CONN with MSG_MAX_PAYLOAD bytes", MSG_CONN, MSG_MAX_PAYLOAD, 1),
+};
+
+static void test_decode_row(void **state)
+{
+	const struct decode_row *row = *state;
+	size_t n = row->is_empty      ? 0
+	           : row->n_short > 0 ? row->n_short
+	                              : HDR + row->payload;
+	struct msg_hdr h = {.type = row->type, .len = row->len};
+	/* malloc(0) may return NULL: one spare byte, never handed over. */
+	uint8_t *buf = malloc(n > 0 ? n : 1);
+	struct msg m = {.type = 0, .payload = NULL, .len = 0, .fd = 1234};
+	const char *err = NULL;
+	int rc;
+
+	assert_non_null(buf);
+	if (n >= HDR) {
+		memcpy(buf, &h, HDR);
+		for (size_t i = 0; i < row->payload; i++)
+			buf[HDR + i] = (uint8_t)(i * 7 + 1);
+	} else {
+		memcpy(buf, &h, n);
+	}
+	rc = msg_decode(buf, n, row->has_fd, &m, &err);
+	if (rc != row->ret)
+		fail_msg("case \"%s\": msg_decode returned %d (%s), want %d",
+		    row->name, rc, err ? err : "no error", row->ret);
+	if (rc < 0) {
+		if (err == NULL || strstr(err, row->err) == NULL)
+			fail_msg("case \"%s\": error \"%s\", want one with "
+			         "\"%s\"",
+			    row->name, err ? err : "(null)", row->err);
+	} else {
+		assert_int_equal(m.type, row->type);
+		assert_ptr_equal(m.payload, buf + HDR);
+		assert_int_equal(m.len, row->len);
+	}
+	/* The descriptor is the caller's business. */
+	assert_int_equal(m.fd, 1234);
+	free(buf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Helpers for the socket cases                                            */
+/* ---------------------------------------------------------------------- */
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.')
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void seqpacket_pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+}
+
+/* Sends a raw datagram with nfds descriptors (each fd), bypassing msg_send
+ * so that the peer can lie. */
+static void raw_send(
+    int sock, const void *data, size_t len, const int *fds, int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	assert_true(nfds <= 8);
+	if (nfds > 0) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	assert_int_equal(sendmsg(sock, &mh, 0), (ssize_t)len);
+}
+
+static uint8_t *recv_buf(void)
+{
+	uint8_t *b = malloc(RECV_SIZE);
+
+	assert_non_null(b);
+	return b;
+}
+
+/* The next message on sock must be the well-formed DRAIN sent after a bad
+ * one: one bad datagram never spoils the next. */
+static void expect_drain_next(int sock, uint8_t *buf)
+{
+	struct msg m;
+	const char *err = NULL;
+
+	assert_int_equal(msg_recv(sock, buf, RECV_SIZE, &m, &err), 1);
+	assert_int_equal(m.type, MSG_DRAIN);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(m.fd, -1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Round trips                                                             */
+/* ---------------------------------------------------------------------- */
+
+struct trip_row {
+	const char *name;
+	enum msg_type type;
+	size_t len; /* payload bytes (a pattern) */
+	bool has_fd;
+};
+
+static const struct trip_row trip_rows[] = {
+    {"round trip HELLO", MSG_HELLO, sizeof(struct msg_hello), false},
+    {"round trip READY", MSG_READY, 0, false},
+    {"round trip DRAIN", MSG_DRAIN, 0, false},
+    {"round trip RELOAD", MSG_RELOAD, 0, false},
+    {"round trip CONN without bytes", MSG_CONN, 0, true},
+    {"round trip CONN with bytes", MSG_CONN, 517, true},
+    {"round trip CONN with MSG_MAX_PAYLOAD bytes", MSG_CONN, MSG_MAX_PAYLOAD,
+        true},
+};
+
+static void test_round_trip(void **state)
+{
+	const struct trip_row *row = *state;
+	uint8_t *payload = malloc(row->len + 1), *buf = recv_buf();
+	int sv[2], p[2] = {-1, -1}, before;
+	struct msg m;
+	const char *err = NULL;
+
+	assert_non_null(payload);
+	for (size_t i = 0; i < row->len; i++)
+		payload[i] = (uint8_t)(i * 13 + 5);
+	if (row->type == MSG_HELLO) {
+		struct msg_hello hello = {LODGE_PROTO_VERSION, 4242};
+
+		memcpy(payload, &hello, sizeof(hello));
+	}
+	seqpacket_pair(sv);
+	if (row->has_fd)
+		assert_int_equal(pipe(p), 0);
+	before = count_fds();
+
+	assert_int_equal(msg_send(sv[0], row->type, row->len ? payload : NULL,
+	                     row->len, row->has_fd ? p[1] : -1),
+	    0);
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), 1);
+	assert_int_equal(m.type, row->type);
+	assert_int_equal(m.len, row->len);
+	assert_ptr_equal(m.payload, buf + HDR);
+	assert_memory_equal(m.payload, payload, row->len);
+	if (!row->has_fd) {
+		assert_int_equal(m.fd, -1);
+		assert_int_equal(count_fds(), before);
+	} else {
+		struct stat st_sent, st_got;
+		char out[8];
+
+		/* A new descriptor, close-on-exec, for the same pipe. */
+		assert_true(m.fd >= 0);
+		assert_int_not_equal(m.fd, p[1]);
+		assert_int_not_equal(m.fd, p[0]);
+		assert_int_equal(count_fds(), before + 1);
+		assert_true(fcntl(m.fd, F_GETFD) & FD_CLOEXEC);
+		assert_int_equal(fstat(p[1], &st_sent), 0);
+		assert_int_equal(fstat(m.fd, &st_got), 0);
+		assert_int_equal(st_got.st_dev, st_sent.st_dev);
+		assert_int_equal(st_got.st_ino, st_sent.st_ino);
+		/* It works, and keeps working once the sent one is closed. */
+		close(p[1]);
+		assert_int_equal(write(m.fd, "ping", 4), 4);
+		assert_int_equal(read(p[0], out, sizeof(out)), 4);
+		assert_memory_equal(out, "ping", 4);
+		close(m.fd);
+		close(p[0]);
+	}
+	/* Nothing else arrived. */
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), -1);
+	assert_int_equal(errno, EAGAIN);
+	close(sv[0]);
+	close(sv[1]);
+	free(payload);
+	free(buf);
+}
+
+/* Several messages queued: each msg_recv returns exactly one, in order. */
+static void test_boundaries(void **state)
+{
+	uint8_t *buf = recv_buf();
+	struct msg_hello hello = {LODGE_PROTO_VERSION, 7};
+	int sv[2], p[2];
+	struct msg m;
+	const char *err = NULL;
+
+	seqpacket_pair(sv);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(
+	    msg_send(sv[0], MSG_HELLO, &hello, sizeof(hello), -1), 0);
+	assert_int_equal(msg_send(sv[0], MSG_CONN, "abc", 3, p[0]), 0);
+	assert_int_equal(msg_send(sv[0], MSG_READY, NULL, 0, -1), 0);
+
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), 1);
+	assert_int_equal(m.type, MSG_HELLO);
+	assert_int_equal(m.fd, -1);
+	assert_memory_equal(m.payload, &hello, sizeof(hello));
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), 1);
+	assert_int_equal(m.type, MSG_CONN);
+	assert_int_equal(m.len, 3);
+	assert_memory_equal(m.payload, "abc", 3);
+	assert_true(m.fd >= 0);
+	close(m.fd);
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), 1);
+	assert_int_equal(m.type, MSG_READY);
+	assert_int_equal(m.fd, -1);
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+	free(buf);
+}
+
+static void test_send_too_large(void **state)
+{
+	char *big = calloc(1, MSG_MAX_PAYLOAD + 1);
+	uint8_t *buf = recv_buf();
+	int sv[2];
+	struct msg m;
+	const char *err = NULL;
+
+	assert_non_null(big);
+	seqpacket_pair(sv);
+	errno = 0;
+	assert_int_equal(
+	    msg_send(sv[0], MSG_CONN, big, MSG_MAX_PAYLOAD + 1, 0), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	/* Nothing went out. */
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), -1);
+	assert_int_equal(errno, EAGAIN);
+	close(sv[0]);
+	close(sv[1]);
+	free(big);
+	free(buf);
+}
+
+/* The receiver went away: -1 with EPIPE, and no SIGPIPE (lodge's
+ * processes must survive a dead peer whatever their signal setup).
+ * SIGPIPE is blocked around the call, so that one raised would be seen
+ * pending instead of killing the test or vanishing into SIG_IGN. */
+static void test_send_peer_gone(void **state)
+{
+	struct timespec zero = {0, 0};
+	sigset_t pipe_set, old, pending;
+	int sv[2];
+
+	seqpacket_pair(sv);
+	close(sv[1]);
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &pipe_set, &old), 0);
+	errno = 0;
+	assert_int_equal(msg_send(sv[0], MSG_READY, NULL, 0, -1), -1);
+	assert_int_equal(errno, EPIPE);
+	sigpending(&pending);
+	if (sigismember(&pending, SIGPIPE)) {
+		sigtimedwait(&pipe_set, NULL, &zero);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		fail_msg("msg_send raised SIGPIPE");
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(sv[0]);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A hostile peer                                                          */
+/* ---------------------------------------------------------------------- */
+
+struct garbage_row {
+	const char *name;
+	size_t len;       /* datagram bytes */
+	uint32_t type;    /* when len >= HDR */
+	uint32_t hdr_len; /* the header's length field */
+	int nfds;         /* descriptors attached (copies of a pipe's end) */
+	size_t recv_size; /* 0: RECV_SIZE */
+	const char *err;  /* a word of *errstr_r */
+	bool is_passcred; /* the receiver asks for SCM_CREDENTIALS */
+};
+
+static const struct garbage_row garbage_rows[] = {
+    {"garbage: 3 bytes", 3, 0, 0, 0, 0, "shorter", false},
+    {"garbage: 3 bytes with a descriptor", 3, 0, 0, 1, 0, "shorter", false},
+    {"garbage: header claims a longer payload", HDR + 4, MSG_CONN, 100, 1, 0,
+        "length", false},
+    {"garbage: header claims a shorter payload", HDR + 100, MSG_CONN, 4, 1, 0,
+        "length", false},
+    {"garbage: unknown type", HDR, 99, 0, 0, 0, "unknown", false},
+    {"garbage: HELLO with a descriptor", HDR + sizeof(struct msg_hello),
+        MSG_HELLO, sizeof(struct msg_hello), 1, 0, "HELLO", false},
+    {"garbage: DRAIN with a descriptor", HDR, MSG_DRAIN, 0, 1, 0,
+        "carry nothing", false},
+    {"garbage: CONN without a descriptor", HDR + 4, MSG_CONN, 4, 0, 0,
+        "descriptor", false},
+    {"garbage: two descriptors", HDR + 4, MSG_CONN, 4, 2, 0, "more than one",
+        false},
+    {"garbage: two descriptors on READY", HDR, MSG_READY, 0, 2, 0,
+        "more than one", false},
+    {"garbage: five descriptors (control data truncated)", HDR + 4, MSG_CONN, 4,
+        5, 0, "truncated", false},
+    {"garbage: datagram larger than the buffer", HDR + MSG_MAX_PAYLOAD + 1,
+        MSG_CONN, MSG_MAX_PAYLOAD + 1, 0, 0, "truncated", false},
+    {"garbage: datagram larger than the buffer, with a descriptor",
+        HDR + MSG_MAX_PAYLOAD + 1, MSG_CONN, MSG_MAX_PAYLOAD + 1, 1, 0,
+        "truncated", false},
+    {"garbage: valid CONN larger than a small buffer", HDR + 64, MSG_CONN, 64,
+        1, HDR + 32, "truncated", false},
+    {"garbage: empty datagram with a descriptor", 0, 0, 0, 1, 0, "shorter",
+        false},
+    {"garbage: credentials", HDR, MSG_READY, 0, 0, 0, "unexpected", true},
+    {"garbage: credentials and a descriptor", HDR + 4, MSG_CONN, 4, 1, 0,
+        "truncated", true},
+};
+
+static void test_garbage(void **state)
+{
+	const struct garbage_row *row = *state;
+	size_t recv_size = row->recv_size ? row->recv_size : RECV_SIZE;
+	uint8_t *data = calloc(1, row->len + 1), *buf = recv_buf();
+	struct msg_hdr h = {.type = row->type, .len = row->hdr_len};
+	struct msg m = {.fd = 1234};
+	int sv[2], p[2], fds[8], before, rc;
+	const char *err = NULL;
+
+	assert_non_null(data);
+	if (row->len >= HDR)
+		memcpy(data, &h, HDR);
+	else
+		memcpy(data, "\x01\x02\x03", row->len);
+	seqpacket_pair(sv);
+	assert_int_equal(pipe(p), 0);
+	for (int i = 0; i < row->nfds; i++)
+		fds[i] = i % 2 ? p[0] : p[1];
+	if (row->is_passcred) {
+		int on = 1;
+
+		assert_int_equal(
+		    setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)),
+		    0);
+	}
+	before = count_fds();
+
+	raw_send(sv[0], data, row->len, fds, row->nfds);
+	assert_int_equal(msg_send(sv[0], MSG_DRAIN, NULL, 0, -1), 0);
+	rc = msg_recv(sv[1], buf, recv_size, &m, &err);
+	if (rc != -2)
+		fail_msg("case \"%s\": msg_recv returned %d, want -2",
+		    row->name, rc);
+	if (err == NULL || strstr(err, row->err) == NULL)
+		fail_msg("case \"%s\": error \"%s\", want one with \"%s\"",
+		    row->name, err ? err : "(null)", row->err);
+	/* Every descriptor that came with it is closed already. */
+	if (count_fds() != before)
+		fail_msg("case \"%s\": %d descriptors open, %d before",
+		    row->name, count_fds(), before);
+	assert_int_equal(m.fd, 1234);
+	if (row->is_passcred) {
+		int off = 0;
+
+		assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED,
+		                     &off, sizeof(off)),
+		    0);
+	}
+	expect_drain_next(sv[1], buf);
+	assert_int_equal(count_fds(), before);
+
+	/* The pipe's ends the sender kept still work: a received copy was
+	 * closed, not the original. */
+	assert_int_equal(write(p[1], "x", 1), 1);
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+	free(data);
+	free(buf);
+}
+
+static void test_peer_closed(void **state)
+{
+	uint8_t *buf = recv_buf();
+	int sv[2];
+	struct msg m;
+	const char *err = NULL;
+
+	seqpacket_pair(sv);
+	/* A message queued before the close is still delivered. */
+	assert_int_equal(msg_send(sv[0], MSG_RELOAD, NULL, 0, -1), 0);
+	close(sv[0]);
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), 1);
+	assert_int_equal(m.type, MSG_RELOAD);
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), 0);
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), 0);
+	close(sv[1]);
+	free(buf);
+}
+
+/* An empty datagram from a live peer can't be told from the end of the
+ * stream by recvmsg: msg_recv may call it either the end (0) or garbage
+ * (-2), both of which cut the peer off, but never a message. */
+static void test_empty_datagram(void **state)
+{
+	uint8_t *buf = recv_buf();
+	int sv[2], rc;
+	struct msg m;
+	const char *err = NULL;
+
+	seqpacket_pair(sv);
+	raw_send(sv[0], "", 0, NULL, 0);
+	rc = msg_recv(sv[1], buf, RECV_SIZE, &m, &err);
+	assert_true(rc == 0 || rc == -2);
+	close(sv[0]);
+	close(sv[1]);
+	free(buf);
+}
+
+static void test_nothing_to_read(void **state)
+{
+	uint8_t *buf = recv_buf();
+	int sv[2];
+	struct msg m;
+	const char *err = NULL;
+
+	/* A blocking socket: msg_recv must still not wait. */
+	seqpacket_pair(sv);
+	errno = 0;
+	assert_int_equal(msg_recv(sv[1], buf, RECV_SIZE, &m, &err), -1);
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+	close(sv[0]);
+	close(sv[1]);
+	free(buf);
+}
+
+int main(void)
+{
+	struct CMUnitTest tests[NROWS(decode_rows) + NROWS(trip_rows) +
+	                        NROWS(garbage_rows) + 8];
+	size_t n = 0;
+
+	for (size_t i = 0; i < NROWS(decode_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = decode_rows[i].name,
+		    .test_func = test_decode_row,
+		    .initial_state = (void *)&decode_rows[i]};
+	for (size_t i = 0; i < NROWS(trip_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = trip_rows[i].name,
+		    .test_func = test_round_trip,
+		    .initial_state = (void *)&trip_rows[i]};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "message boundaries", .test_func = test_boundaries};
+	tests[n++] = (struct CMUnitTest){.name = "send: payload too large",
+	    .test_func = test_send_too_large};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "send: peer gone", .test_func = test_send_peer_gone};
+	for (size_t i = 0; i < NROWS(garbage_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = garbage_rows[i].name,
+		    .test_func = test_garbage,
+		    .initial_state = (void *)&garbage_rows[i]};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "peer closed", .test_func = test_peer_closed};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "empty datagram", .test_func = test_empty_datagram};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "nothing to read", .test_func = test_nothing_to_read};
+	return _cmocka_run_group_tests("msg", tests, n, NULL, NULL);
+}

@@ -174,6 +174,14 @@ int64_t util_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t util_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int util_parse_u64(const char *s, uint64_t min, uint64_t max, bool has_suffix,
     uint64_t *val_r)
 {

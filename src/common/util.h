@@ -36,6 +36,7 @@ int util_set_nonblock(int fd, bool on);
 /* Milliseconds on the monotonic / real-time clock. */
 int64_t util_now_ms(void);
 int64_t util_wall_ms(void);
+int64_t util_wall_ns(void);
 
 /* Parses a whole decimal string into [min,max]; 0 or -1.  Pure.  Accepts
  * an optional K/M/G suffix (powers of 1024) when has_suffix. */

@@ -158,50 +158,51 @@ int app_scan(const char *apps_dir, const char *only)
 	qsort(wctx.apps, (size_t)wctx.napps, sizeof(wctx.apps[0]), app_cmp);
 	for (int i = 0; i < wctx.napps; i++) {
 		struct app *app = wctx.apps[i];
-		struct app_gen *gen;
 		int threads;
 
 		threads = app->has_conf && app->conf.threads > 0 ?
 		    app->conf.threads : wctx.nthreads;
 		app->max_inflight = threads < wctx.nthreads ? threads : 0;
-		if (app->state == APP_BROKEN || wctx.app_process != NULL)
-			continue;
-		if (app->has_conf && app->conf.interp == APPCONF_INTERP_MAIN) {
-			snprintf(app->mode_reason, sizeof(app->mode_reason),
-			    "lodge.ini: interpreter = main");
-			if (procmode_start(app, "lodge.ini: interpreter = main")
-			    < 0)
-				app_broken(app);
-			continue;
-		}
-		gen = pyhost_build(app, &wctx.main_ts);
-		if (gen == NULL && procmode_needed(app->reason)) {
-			char why[300];
-
-			/* EMBEDDING.md §5 item 4: this code can't live in
-			 * a sub-interpreter; give it a process. */
-			snprintf(why, sizeof(why), "its import failed in a "
-			    "sub-interpreter: %s", app->reason);
-			snprintf(app->mode_reason, sizeof(app->mode_reason),
-			    "%s", why);
-			userlog_printf(app->log, "moving to process mode: %s",
-			    why);
-			log_info("app %s: moving to process mode: %s",
-			    app->name, why);
-			if (procmode_start(app, "automatic") < 0)
-				app_broken(app);
-			continue;
-		}
-		if (gen == NULL) {
-			app_broken(app);
-			continue;
-		}
-		atomic_store(&app->current, gen);
-		userlog_printf(app->log, "serving version %d", gen->version);
-		log_info("app %s: serving version %d from %s", app->name,
-		    gen->version, app->dir);
 	}
 	return 0;
+}
+
+void app_build_first(struct app *app, PyThreadState **main_ts)
+{
+	struct app_gen *gen;
+
+	if (app->state == APP_BROKEN)
+		return;
+	if (app->has_conf && app->conf.interp == APPCONF_INTERP_MAIN) {
+		snprintf(app->mode_reason, sizeof(app->mode_reason),
+		    "lodge.ini: interpreter = main");
+		if (procmode_start(app, "lodge.ini: interpreter = main") < 0)
+			app_broken(app);
+		return;
+	}
+	gen = pyhost_build(app, main_ts);
+	if (gen == NULL && procmode_needed(app->reason)) {
+		char why[300];
+
+		/* EMBEDDING.md §5 item 4: this code can't live in a
+		 * sub-interpreter; give it a process. */
+		snprintf(why, sizeof(why), "its import failed in a "
+		    "sub-interpreter: %s", app->reason);
+		snprintf(app->mode_reason, sizeof(app->mode_reason), "%s", why);
+		userlog_printf(app->log, "moving to process mode: %s", why);
+		log_info("app %s: moving to process mode: %s", app->name, why);
+		if (procmode_start(app, "automatic") < 0)
+			app_broken(app);
+		return;
+	}
+	if (gen == NULL) {
+		app_broken(app);
+		return;
+	}
+	atomic_store(&app->current, gen);
+	userlog_printf(app->log, "serving version %d", gen->version);
+	log_info("app %s: serving version %d from %s", app->name, gen->version,
+	    app->dir);
 }
 
 struct app *app_find(const char *name, size_t len)

@@ -21,6 +21,7 @@
 enum conn_state {
 	CONN_IDLE = 0, /* armed in epoll, nobody works on it */
 	CONN_BUSY,     /* a thread serves it */
+	CONN_GONE,     /* handed to a successor while idle (never freed) */
 };
 
 /* What an epoll event's data points at: each kind starts with this. */

@@ -53,6 +53,18 @@ int control_open(const char *path)
 	return control_listen_fd < 0 ? -1 : 0;
 }
 
+void control_close(void)
+{
+	struct pollfd p = {.fd = control_listen_fd, .events = POLLIN};
+
+	if (control_listen_fd < 0)
+		return;
+	while (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
+		control_serve();
+	close(control_listen_fd);
+	control_listen_fd = -1;
+}
+
 /* Appends a JSON string literal. */
 static void json_str(FILE *f, const char *s)
 {

@@ -60,11 +60,18 @@ int chan_add(struct chan *ch)
 	return epoll_ctl(wctx.epfd, EPOLL_CTL_ADD, ch->fd, &ev);
 }
 
+int conn_send_fd(struct chan *ch, struct conn *c)
+{
+	if (atomic_load(&ch->is_closed) || c->buf_len > MSG_MAX_PAYLOAD) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return msg_send(ch->fd, MSG_CONN, c->buf, c->buf_len, c->fd);
+}
+
 int conn_send(struct chan *ch, struct conn *c)
 {
-	if (atomic_load(&ch->is_closed) || c->buf_len > MSG_MAX_PAYLOAD)
-		return -1;
-	if (msg_send(ch->fd, MSG_CONN, c->buf, c->buf_len, c->fd) < 0)
+	if (conn_send_fd(ch, c) < 0)
 		return -1;
 	/* The peer has its own copy of the descriptor now. */
 	conn_close(c);
@@ -293,7 +300,13 @@ int handoff_wait_ready(int fd, int timeout_ms, char *why, size_t why_size)
 			    "after %d s", timeout_ms / 1000);
 			return -1;
 		}
-		if (poll(&p, 1, (int)left) <= 0)
+		struct pollfd cp = {.fd = control_fd(), .events = POLLIN};
+
+		/* The control socket keeps answering meanwhile (this runs on
+		 * the watcher thread, which serves it). */
+		if (cp.fd >= 0 && poll(&cp, 1, 0) > 0)
+			control_serve();
+		if (poll(&p, 1, (int)(left < 50 ? left : 50)) <= 0)
 			continue;
 		rc = msg_recv(fd, buf, sizeof(buf), &m, &err);
 		if (rc == -1 && errno == EAGAIN)
@@ -380,7 +393,10 @@ int replace_request(const char *why)
 		l->fd = -1;
 	}
 	wctx.drain_deadline = util_now_ms() + wctx.drain_timeout_ms;
-	drain_wake_idle();
+	/* The successor owns the control socket's path now; answer what
+	 * already queued on ours, then close it. */
+	control_close();
+	drain_claim_idle();
 	procmode_drain_all();
 	log_info("replace: process %d serves now; handing over connections",
 	    (int)pid);
@@ -424,6 +440,10 @@ void replace_tick(void)
 	if (atomic_load(&wctx.is_draining)) {
 		int nconns;
 
+		pthread_mutex_lock(&wctx.conns_lock);
+		nconns = wctx.nconns;
+		pthread_mutex_unlock(&wctx.conns_lock);
+		drain_claim_idle();
 		pthread_mutex_lock(&wctx.conns_lock);
 		nconns = wctx.nconns;
 		pthread_mutex_unlock(&wctx.conns_lock);

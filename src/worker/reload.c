@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -41,6 +42,7 @@
 #define RELOAD_MAX_WATCHES 4096
 #define RELOAD_IDLE_WAIT_MS 1000 /* longest wait for an idle moment */
 #define RELOAD_DESTROY_POLL_MS 5
+#define RELOAD_MAX_CHANGED 64 /* sources remembered; more: drop every pyc */
 
 /* One watched folder of one app. */
 struct watch {
@@ -59,7 +61,14 @@ static struct {
 	struct app_gen *freeable; /* ended; their struct is freed later */
 	bool warned_full;
 	bool replace_asked_for_parked;
-} rl;
+	pthread_mutex_t ready_lock;
+	pthread_cond_t ready_cond;
+	bool is_ready; /* the first build of every app is done */
+} rl = {
+    .ifd = -1,
+    .ready_lock = PTHREAD_MUTEX_INITIALIZER,
+    .ready_cond = PTHREAD_COND_INITIALIZER,
+};
 
 static bool has_suffix(const char *s, const char *suffix)
 {
@@ -83,6 +92,8 @@ static void watch_dir(struct app *app, const char *dir)
 		rl.warned_full = true;
 		return;
 	}
+	if (rl.ifd < 0)
+		return;
 	wd = inotify_add_watch(rl.ifd, dir, RELOAD_MASK | IN_ONLYDIR);
 	if (wd < 0) {
 		userlog_printf(app->log, "cannot watch %s for changes: %s",
@@ -140,6 +151,98 @@ static void rescan(struct app_gen *gen)
 	}
 }
 
+/* Remembers a changed source file so that its cached bytecode goes
+ * before the next build: CPython trusts a .pyc whose source has the same
+ * size and the same whole-second mtime, so an edit within the second of
+ * the previous import would otherwise run the old code. */
+static void note_changed_path(struct app *app, const char *path)
+{
+	if (!has_suffix(path, ".py"))
+		return;
+	for (size_t i = 0; i < app->nchanged; i++)
+		if (strcmp(app->changed[i], path) == 0)
+			return;
+	if (app->nchanged == RELOAD_MAX_CHANGED) {
+		app->changed_overflow = true;
+		return;
+	}
+	app->changed[app->nchanged] = strdup(path);
+	if (app->changed[app->nchanged] != NULL)
+		app->nchanged++;
+}
+
+static void note_changed(struct app *app, const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	note_changed_path(app, path);
+}
+
+/* Removes the cached bytecode of src (DIR/__pycache__/NAME.cpython-311.pyc). */
+static void drop_pyc(const char *src)
+{
+	char pyc[PATH_MAX];
+	const char *slash = strrchr(src, '/');
+	size_t dlen, blen;
+
+	if (slash == NULL || !has_suffix(src, ".py"))
+		return;
+	dlen = (size_t)(slash - src);
+	blen = strlen(slash + 1) - 3;
+	if (snprintf(pyc, sizeof(pyc), "%.*s/__pycache__/%.*s.cpython-%d%d.pyc",
+	    (int)dlen, src, (int)blen, slash + 1, PY_MAJOR_VERSION,
+	    PY_MINOR_VERSION) < (int)sizeof(pyc))
+		unlink(pyc);
+}
+
+static void drop_changed_pycs(struct app *app)
+{
+	size_t i;
+
+	for (i = 0; i < app->nchanged; i++) {
+		drop_pyc(app->changed[i]);
+		free(app->changed[i]);
+	}
+	app->nchanged = 0;
+	if (app->changed_overflow) {
+		for (i = 0; i < app->nfiles; i++)
+			drop_pyc(app->files[i]);
+		app->changed_overflow = false;
+	}
+}
+
+/* Schedules a reload if a watched file changed after since_ns (wall
+ * clock): an edit made while the app was importing, before its folders
+ * were watched. */
+static void check_changed_since(struct app *app, int64_t since_ns)
+{
+	static const char *const top[] = {"wsgi.py", "app.wsgi", "lodge.ini",
+	    "restart.txt"};
+	char path[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < app->nfiles + 4; i++) {
+		const char *f = path;
+
+		if (i < app->nfiles)
+			f = app->files[i];
+		else
+			snprintf(path, sizeof(path), "%s/%s", app->dir,
+			    top[i - app->nfiles]);
+		if (stat(f, &st) < 0)
+			continue;
+		if ((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
+		    >= since_ns) {
+			if (i < app->nfiles)
+				note_changed_path(app, f);
+			app->reload_due = util_now_ms() + wctx.settle_ms;
+			return;
+		}
+	}
+}
+
 /* Does a change of dir/name concern app's code? */
 static bool is_relevant(struct app *app, const char *dir, const char *name)
 {
@@ -191,6 +294,12 @@ static void read_events(void)
 					continue;
 				if (!is_relevant(w->app, w->dir, ev->name))
 					continue;
+				/* A process-mode app's own process watches its
+				 * code and asks for the reload itself. */
+				if (w->app->is_process_mode &&
+				    atomic_load(&w->app->proc) != NULL)
+					continue;
+				note_changed(w->app, w->dir, ev->name);
 				/* Each event pushes the reload back: a burst
 				 * of writes becomes one reload, after it. */
 				w->app->reload_due = now + wctx.settle_ms;
@@ -256,7 +365,7 @@ void reload_set_venv(struct app *app)
 static void reload_app(struct app *app)
 {
 	struct app_gen *gen, *old = atomic_load(&app->current);
-	int64_t t0 = util_now_ms(), took;
+	int64_t t0 = util_now_ms(), took, t0_ns;
 
 	app->reload_due = 0;
 	if (wctx.app_process != NULL) {
@@ -287,6 +396,8 @@ static void reload_app(struct app *app)
 		return;
 	}
 	reload_set_venv(app);
+	drop_changed_pycs(app);
+	t0_ns = util_wall_ns();
 	gen = pyhost_build(app, &rl.main_ts);
 	took = util_now_ms() - t0;
 	if (gen == NULL) {
@@ -310,6 +421,7 @@ static void reload_app(struct app *app)
 	log_info("app %s: version %d serves (built in %lld ms)", app->name,
 	    gen->version, (long long)took);
 	rescan(gen);
+	check_changed_since(app, t0_ns);
 	if (old != NULL) {
 		old->retired_ms = util_now_ms();
 		old->next = app->retiring;
@@ -416,13 +528,29 @@ static void *reload_thread(void *arg)
 	rl.main_ts = PyThreadState_New(PyInterpreterState_Main());
 	for (int i = 0; i < wctx.napps; i++) {
 		struct app *app = wctx.apps[i];
-		struct app_gen *gen = atomic_load(&app->current);
+		struct app_gen *gen;
+		int64_t t0 = util_wall_ns();
 
 		reload_set_venv(app);
+		/* Watch first: an edit made while the app imports must not
+		 * be lost (see check_changed_since). */
 		watch_dir(app, app->dir);
-		if (gen != NULL)
+		if (wctx.app_process == NULL)
+			app_build_first(app, &rl.main_ts);
+		gen = atomic_load(&app->current);
+		if (gen != NULL) {
 			rescan(gen);
+			check_changed_since(app, t0);
+		}
 	}
+	/* Every interpreter is built on this thread, so that this thread
+	 * also ends them: threading's shutdown in Py_EndInterpreter waits
+	 * for the "main thread" of the interpreter, which is the thread
+	 * that built it (a build on another thread hangs the End). */
+	pthread_mutex_lock(&rl.ready_lock);
+	rl.is_ready = true;
+	pthread_cond_broadcast(&rl.ready_cond);
+	pthread_mutex_unlock(&rl.ready_lock);
 	for (;;) {
 		struct pollfd pfd[3] = {
 		    {.fd = rl.ifd, .events = POLLIN},
@@ -443,6 +571,8 @@ static void *reload_thread(void *arg)
 		}
 		if (waiting && next > now + RELOAD_DESTROY_POLL_MS)
 			next = now + RELOAD_DESTROY_POLL_MS;
+		if (atomic_load(&wctx.is_draining) && next > now + 20)
+			next = now + 20; /* hand over idle connections often */
 		poll(pfd, pfd[2].fd >= 0 ? 3 : 2, next > now ? (int)(next - now) : 0);
 		if (pfd[0].revents & POLLIN)
 			read_events();
@@ -487,11 +617,10 @@ int reload_start(void)
 	pthread_t tid;
 
 	rl.ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (rl.ifd < 0) {
+	if (rl.ifd < 0)
 		log_error("reload: inotify_init1: %s (changes will not be "
-		    "seen)", strerror(errno));
-		return -1;
-	}
+		    "seen; restart.txt and the control socket still work)",
+		    strerror(errno));
 	wctx.reload_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (wctx.reload_efd < 0) {
 		log_error("reload: eventfd: %s", strerror(errno));
@@ -502,5 +631,10 @@ int reload_start(void)
 		return -1;
 	}
 	pthread_detach(tid);
+	/* The watcher builds every app first; serve only once it did. */
+	pthread_mutex_lock(&rl.ready_lock);
+	while (!rl.is_ready)
+		pthread_cond_wait(&rl.ready_cond, &rl.ready_lock);
+	pthread_mutex_unlock(&rl.ready_lock);
 	return 0;
 }

@@ -92,6 +92,11 @@ void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	wctx.nconns--;
 	pthread_mutex_unlock(&wctx.conns_lock);
+	/* A descriptor passed to another process keeps the socket open
+	 * there, and an epoll registration lives as long as the socket, not
+	 * our descriptor: remove it, or stale events would point at freed
+	 * memory. */
+	epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	conn_free(c);
 }
 
@@ -118,31 +123,46 @@ void conn_arm(struct conn *c, bool is_new, bool pending)
 		conn_close(c);
 		return;
 	}
-	/* A replacement started meanwhile: wake it so that its thread hands
-	 * it over (see drain_wake_idle). */
-	if (!pending && atomic_load(&wctx.is_draining)) {
-		ev.events |= EPOLLOUT;
-		epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, c->fd, &ev);
-	}
 }
 
-/* Wakes every idle connection (EPOLLOUT fires at once) so that the
- * threads hand them to the successor. */
-void drain_wake_idle(void)
+/*
+ * Takes every idle connection away from the serving threads and hands it
+ * to the successor.  Claiming (state GONE, under the registry lock) makes
+ * a thread that already got an event for it leave it alone; the struct is
+ * never freed, for such a stale event may still point at it (the draining
+ * process exits soon).  Called repeatedly while draining: a connection a
+ * thread re-armed after a pass is taken by the next one.
+ */
+void drain_claim_idle(void)
 {
-	struct conn *c;
+	struct conn *claimed = NULL, *c, *next;
 
 	pthread_mutex_lock(&wctx.conns_lock);
-	for (c = wctx.conns; c != NULL; c = c->next) {
-		struct epoll_event ev = {
-		    .events = EPOLLIN | EPOLLOUT | EPOLLONESHOT | EPOLLRDHUP,
-		    .data.ptr = c,
-		};
-
-		if (c->state == CONN_IDLE)
-			epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	for (c = wctx.conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state != CONN_IDLE)
+			continue;
+		c->state = CONN_GONE;
+		if (c->prev != NULL)
+			c->prev->next = c->next;
+		else
+			wctx.conns = c->next;
+		if (c->next != NULL)
+			c->next->prev = c->prev;
+		wctx.nconns--;
+		c->next = claimed;
+		claimed = c;
 	}
 	pthread_mutex_unlock(&wctx.conns_lock);
+	for (c = claimed; c != NULL; c = c->next) {
+		epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		if (wctx.successor == NULL ||
+		    conn_send_fd(wctx.successor, c) < 0)
+			log_warn("handoff: cannot pass an idle connection to "
+			    "the new process; closing it");
+		close(c->fd);
+		c->fd = -1;
+	}
 }
 
 /* Shuts down idle connections past their timeout; the loop then sees
@@ -254,6 +274,11 @@ static void serve_conn(struct wthread *t, struct conn *c)
 	struct req *r = &t->req;
 
 	pthread_mutex_lock(&wctx.conns_lock);
+	if (c->state != CONN_IDLE) {
+		/* Claimed by the drain meanwhile: not ours any more. */
+		pthread_mutex_unlock(&wctx.conns_lock);
+		return;
+	}
 	c->state = CONN_BUSY;
 	pthread_mutex_unlock(&wctx.conns_lock);
 	atomic_fetch_add(&wctx.busy, 1);
@@ -810,9 +835,11 @@ int main(int argc, char **argv)
 		if (epoll_ctl(wctx.epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
 			fatal("epoll_ctl: %s", strerror(errno));
 	}
-	worker_start_threads();
+	/* The watcher thread imports every app (and later reloads and ends
+	 * them: see reload.c); serving starts once it is done. */
 	if (reload_start() < 0)
-		log_warn("reload: changes to the apps will not be picked up");
+		fatal("cannot start the watcher thread");
+	worker_start_threads();
 	for (i = 0; i < nspecs; i++)
 		log_info("listening on %s", listen_specs[i]);
 	for (i = 0; i < nlistenfd; i++)

@@ -115,6 +115,9 @@ struct app {
 	char **files;             /* module files watched, sorted */
 	size_t nfiles;
 	char *venv_dir;           /* absolute, or NULL */
+	char *changed[64];        /* sources changed since the last build */
+	size_t nchanged;
+	bool changed_overflow;
 	int reloads_ok, reloads_failed;
 
 	/* procmode.c: process mode (interpreter = main, or an import error
@@ -203,7 +206,8 @@ struct app_gen *pyhost_build_main(struct app *app);
  * ended) and gen->is_parked is set. */
 int pyhost_destroy(struct app_gen *gen, PyThreadState **main_ts);
 
-/* reload.c: the watcher thread: inotify, settle, build, swap, retire. */
+/* reload.c: the watcher thread: inotify, settle, build, swap, retire.
+ * reload_start returns once the watcher built every app. */
 int reload_start(void);
 /* Called with the GIL of gen's interpreter held, after a request grew
  * sys.modules. */
@@ -219,10 +223,12 @@ void reload_request(struct app *app);
 /* control.c: the worker's control socket. */
 int control_open(const char *path);
 int control_fd(void);
+/* Answers the connections already queued, then closes the socket. */
+void control_close(void);
 void control_serve(void);
 
 /* worker.c */
-void drain_wake_idle(void);
+void drain_claim_idle(void);
 void worker_start_threads(void);
 void worker_drain_and_exit(void);
 
@@ -238,6 +244,8 @@ void conn_register(struct conn *c);
 /* Sends c (descriptor and buffered bytes) over ch; frees c locally.
  * Returns 0, or -1 with c untouched. */
 int conn_send(struct chan *ch, struct conn *c);
+/* Sends c's descriptor and bytes without closing anything. */
+int conn_send_fd(struct chan *ch, struct conn *c);
 /* A channel in the epoll set is readable (a serving thread). */
 void chan_readable(struct chan *ch);
 int chan_add(struct chan *ch);
@@ -270,6 +278,8 @@ void procmode_reload(struct app *app);
 
 /* app.c: discovery and per-request selection. */
 int app_scan(const char *apps_dir, const char *only);
+/* Builds app's first generation, or starts its process (watcher thread). */
+void app_build_first(struct app *app, PyThreadState **main_ts);
 struct app *app_find(const char *name, size_t len);
 struct app_gen *app_acquire(struct app *app);
 void app_release(struct app_gen *gen);

@@ -57,7 +57,8 @@ def worker_binary():
     path = os.environ.get("LODGE_WORKER")
     if not path:
         raise WorkerError("set LODGE_WORKER to the lodge-worker binary")
-    if not os.access(path, os.X_OK):
+    # (a concurrent rebuild may be relinking it right now: wait a little)
+    if not wait_for(lambda: os.access(path, os.X_OK), 30, 0.2):
         raise WorkerError("LODGE_WORKER=%s is not an executable file" % path)
     return path
 

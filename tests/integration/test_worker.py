@@ -412,6 +412,13 @@ class TestEnviron(WorkerCase):
                           "environ's env.LODGE_GREETING leaked into alpha's "
                           "os.environ")
 
+    def test_sys_executable_is_debians_python(self):
+        # Nothing may depend on whatever "python3" PATH finds (a pyenv
+        # shim on these machines): the worker pins Debian's interpreter.
+        exe = self.environ("/")["_process"]["sys_executable"]
+        self.assertEqual(os.path.realpath(exe),
+                         os.path.realpath("/usr/bin/python3.11"))
+
     def test_runs_in_sub_interpreter(self):
         main = self.environ("/")["_process"]["main_interpreter"]
         if main is None:

@@ -9,6 +9,7 @@ wrappers around them.
 import importlib.util
 import json
 import os
+import sys
 from wsgiref.validate import validator
 
 try:
@@ -38,6 +39,7 @@ def show_environ(environ, start_response):
             importlib.util.find_spec("lodge_venv_probe") is not None,
         "main_interpreter": (None if _interp is None else
                              _interp.get_current() == _interp.get_main()),
+        "sys_executable": sys.executable,
     }
     body = json.dumps(out, sort_keys=True).encode()
     start_response("200 OK", [("Content-Type", "application/json"),

@@ -1,0 +1,604 @@
+/*
+ * lodged.c: the launcher.  Runs as root: loads and checks lodge.conf,
+ * creates one listening socket per hosted user (SOCKET_DIR/NAME.sock,
+ * root:socket_group 0660), and starts that user's sandboxed worker when
+ * the first connection arrives (supervise.c); the worker then accepts on
+ * the socket itself until it exits.  SIGHUP re-reads the config (a bad one
+ * is reported and the old one stays), SIGTERM/SIGINT stop every worker and
+ * exit.  It links neither libpython nor an HTTP parser, never reads a
+ * byte of a request and never opens a path inside a user's home.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+#include "lodged.h"
+#include "log.h"
+
+/* The one context of this process, and nothing else global but the
+ * logging state (log.c): signals arrive through a signalfd. */
+static struct lodged_ctx lodged;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: lodged [--config FILE] [--foreground]\n"
+	    "       lodged [--config FILE] --check-config [FILE]\n"
+	    "  --config FILE        the configuration (default " CONF_DEFAULT_PATH
+	    ")\n"
+	    "  --foreground         stay in the foreground (for systemd)\n"
+	    "  --check-config       check the configuration, print every "
+	    "error and exit\n");
+}
+
+static void print_msgs(const char *prefix, const struct conf_msgs *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(stderr, "%s%s\n", prefix, m->msgs[i]);
+	if (m->nlost > 0)
+		fprintf(stderr, "%s(%zu more messages lost: out of memory)\n",
+		    prefix, m->nlost);
+}
+
+static void log_msgs(bool is_error, const struct conf_msgs *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (is_error)
+			log_error("%s", m->msgs[i]);
+		else
+			log_warn("%s", m->msgs[i]);
+	}
+	if (m->nlost > 0)
+		log_error("(%zu more messages lost: out of memory)", m->nlost);
+}
+
+/* lodged --check-config [FILE]: every error, then the exit status. */
+static int check_config(const char *path)
+{
+	struct conf_msgs errs = {0}, warns = {0};
+	struct conf_hosted h;
+	struct conf conf;
+	int rc = 1;
+
+	if (conf_load(path, &conf, &errs) == 0) {
+		if (conf_resolve(&conf, &h, &errs, &warns) == 0) {
+			rc = 0;
+			for (size_t i = 0; i < h.nusers; i++)
+				printf("%s: hosts %s (uid %u, %u process(es), "
+				       "%u thread(s))\n",
+				    path, h.users[i].name,
+				    (unsigned)h.users[i].uid,
+				    h.users[i].limits.processes,
+				    h.users[i].limits.threads);
+			conf_hosted_free(&h);
+		}
+		conf_free(&conf);
+	}
+	print_msgs("warning: ", &warns);
+	print_msgs("", &errs);
+	if (rc == 0)
+		printf("%s: ok\n", path);
+	conf_msgs_free(&errs);
+	conf_msgs_free(&warns);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Sockets */
+
+void lodged_watch(struct lodged_ctx *ctx, struct lodged_user *u, bool on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = u};
+
+	if (u->listen_fd < 0 || u->is_watched == on)
+		return;
+	if (epoll_ctl(ctx->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+	        u->listen_fd, &ev) < 0) {
+		log_error("%s: epoll: %s", u->sock_path, strerror(errno));
+		return;
+	}
+	u->is_watched = on;
+}
+
+/*
+ * Creates socket_dir (0755, each missing parent too) and checks it: a
+ * directory owned by root that nobody else can write, since lodged
+ * creates, chowns and replaces files in it.
+ */
+static void lodged_socket_dir(const char *dir)
+{
+	char path[UTIL_MAX_PATH];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *s = path + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			fatal("socket_dir %s: cannot create %s: %s", dir, path,
+			    strerror(errno));
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	if (lstat(dir, &st) < 0)
+		fatal("socket_dir %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		fatal("socket_dir %s: not a directory; remove it or set "
+		      "socket_dir to another path", dir);
+	if (st.st_uid != 0 || (st.st_mode & 022) != 0)
+		fatal("socket_dir %s: owned by uid %u with mode %04o; it must "
+		      "be root's and writable by root only (chown root %s; "
+		      "chmod 755 %s)",
+		    dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+		    dir, dir);
+}
+
+/*
+ * Creates u's listening socket: bound under a temporary name, given to
+ * root:socket_group 0660, then renamed over NAME.sock, so the final path
+ * never exists with other permissions and a stale socket is replaced in
+ * one step.  A path that is not a socket is left alone (an error).
+ */
+static int lodged_socket_open(struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	char tmp[UTIL_MAX_PATH];
+	struct stat st;
+	int fd;
+
+	snprintf(u->sock_path, sizeof(u->sock_path), "%s/%s.sock",
+	    ctx->conf.socket_dir, u->cu.name);
+	snprintf(tmp, sizeof(tmp), "%s/%s.new", ctx->conf.socket_dir,
+	    u->cu.name);
+	if (lstat(u->sock_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		log_error("socket %s: exists and is not a socket; remove it "
+		          "(user %s gets no socket until then)",
+		    u->sock_path, u->cu.name);
+		return -1;
+	}
+	if (lstat(tmp, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("socket %s: %s exists and is not a socket; "
+			          "remove it",
+			    u->sock_path, tmp);
+			return -1;
+		}
+		unlink(tmp);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket %s: %s", u->sock_path, strerror(errno));
+		return -1;
+	}
+	strcpy(sun.sun_path, tmp);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    chown(tmp, 0, ctx->socket_gid) < 0 || chmod(tmp, 0660) < 0 ||
+	    listen(fd, 1024) < 0 || rename(tmp, u->sock_path) < 0) {
+		log_error("socket %s: %s", u->sock_path, strerror(errno));
+		unlink(tmp);
+		close(fd);
+		return -1;
+	}
+	u->listen_fd = fd;
+	return 0;
+}
+
+static void lodged_socket_close(struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	if (u->listen_fd < 0)
+		return;
+	lodged_watch(ctx, u, false);
+	close(u->listen_fd);
+	u->listen_fd = -1;
+	if (unlink(u->sock_path) < 0 && errno != ENOENT)
+		log_warn("socket %s: %s", u->sock_path, strerror(errno));
+}
+
+/* A new hosted user: takes cu (moved, the source zeroed), opens its
+ * socket and watches it. */
+static void lodged_add_user(struct lodged_ctx *ctx, struct conf_user *cu)
+{
+	struct lodged_user **grown;
+	struct lodged_user *u = calloc(1, sizeof(*u));
+
+	grown = realloc(ctx->users, (ctx->nusers + 1) * sizeof(*grown));
+	if (u == NULL || grown == NULL) {
+		log_error("user %s: out of memory; not hosted", cu->name);
+		free(u);
+		if (grown != NULL)
+			ctx->users = grown;
+		return;
+	}
+	ctx->users = grown;
+	u->cu = *cu;
+	memset(cu, 0, sizeof(*cu));
+	u->listen_fd = -1;
+	ctx->users[ctx->nusers++] = u;
+	if (lodged_socket_open(ctx, u) == 0) {
+		lodged_watch(ctx, u, true);
+		log_info("user %s (uid %u): listening on %s", u->cu.name,
+		    (unsigned)u->cu.uid, u->sock_path);
+	}
+}
+
+static struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name)
+{
+	for (size_t i = 0; i < ctx->nusers; i++)
+		if (!ctx->users[i]->is_removed &&
+		    strcmp(ctx->users[i]->cu.name, name) == 0)
+			return ctx->users[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Configuration */
+
+/* Loads and resolves path; on failure logs every error and returns -1. */
+static int lodged_load(const char *path, struct conf *conf,
+    struct conf_hosted *h)
+{
+	struct conf_msgs errs = {0}, warns = {0};
+	int rc = -1;
+
+	if (conf_load(path, conf, &errs) == 0) {
+		if (conf_resolve(conf, h, &errs, &warns) == 0)
+			rc = 0;
+		else
+			conf_free(conf);
+	}
+	log_msgs(false, &warns);
+	log_msgs(true, &errs);
+	conf_msgs_free(&errs);
+	conf_msgs_free(&warns);
+	return rc;
+}
+
+static bool streq_null(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * SIGHUP: the new config replaces the old one only if it is entirely
+ * valid.  Users no longer listed lose their socket and workers; new ones
+ * get a socket; users whose workers would start differently get their
+ * workers drained (SIGTERM), and the next connection starts new ones.
+ */
+static void lodged_reload(struct lodged_ctx *ctx)
+{
+	struct conf conf;
+	struct conf_hosted h;
+	bool is_global_changed;
+
+	log_info("SIGHUP: reading %s", ctx->config_path);
+	if (lodged_load(ctx->config_path, &conf, &h) < 0) {
+		log_error("%s: not loaded; the previous configuration stays "
+		          "in force",
+		    ctx->config_path);
+		return;
+	}
+	if (strcmp(conf.socket_dir, ctx->conf.socket_dir) != 0) {
+		log_warn("%s: socket_dir changed to %s; this takes effect when "
+		         "lodged restarts (sockets stay in %s)",
+		    ctx->config_path, conf.socket_dir, ctx->conf.socket_dir);
+		free(conf.socket_dir);
+		conf.socket_dir = strdup(ctx->conf.socket_dir);
+		if (conf.socket_dir == NULL)
+			fatal("out of memory");
+	}
+	is_global_changed = strcmp(conf.worker, ctx->conf.worker) != 0 ||
+	    strcmp(conf.policy, ctx->conf.policy) != 0 ||
+	    conf.seccomp != ctx->conf.seccomp;
+
+	/* Users no longer hosted. */
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		struct lodged_user *u = ctx->users[i];
+		bool is_kept = false;
+
+		if (u->is_removed)
+			continue;
+		for (size_t j = 0; j < h.nusers; j++)
+			is_kept |= strcmp(h.users[j].name, u->cu.name) == 0;
+		if (is_kept)
+			continue;
+		log_info("user %s: no longer hosted; stopping its workers",
+		    u->cu.name);
+		lodged_socket_close(ctx, u);
+		supervise_signal_user(ctx, u, SIGTERM);
+		u->is_removed = true;
+	}
+	for (size_t i = 0; i < ctx->nusers;) {
+		if (ctx->users[i]->is_removed && ctx->users[i]->nrunning == 0) {
+			supervise_free_user(ctx->users[i]);
+			memmove(&ctx->users[i], &ctx->users[i + 1],
+			    (ctx->nusers - i - 1) * sizeof(*ctx->users));
+			ctx->nusers--;
+		} else {
+			i++;
+		}
+	}
+
+	/* The socket group applies to existing sockets too. */
+	if (h.socket_gid != ctx->socket_gid) {
+		ctx->socket_gid = h.socket_gid;
+		for (size_t i = 0; i < ctx->nusers; i++)
+			if (ctx->users[i]->listen_fd >= 0 &&
+			    chown(ctx->users[i]->sock_path, 0, h.socket_gid) < 0)
+				log_error("socket %s: chown: %s",
+				    ctx->users[i]->sock_path, strerror(errno));
+	}
+
+	/* Replace the config before starting anything with it. */
+	conf_free(&ctx->conf);
+	ctx->conf = conf;
+
+	for (size_t j = 0; j < h.nusers; j++) {
+		struct conf_user *cu = &h.users[j];
+		struct lodged_user *u = lodged_find(ctx, cu->name);
+		struct conf_user old;
+
+		if (u == NULL) {
+			lodged_add_user(ctx, cu);
+			continue;
+		}
+		if (u->listen_fd < 0 && lodged_socket_open(ctx, u) == 0 &&
+		    u->nrunning == 0)
+			lodged_watch(ctx, u, true);
+		if (!is_global_changed && conf_user_equal(&u->cu, cu))
+			continue;
+		old = u->cu;
+		u->cu = *cu;
+		*cu = old; /* freed with h below */
+		if (u->nrunning > 0) {
+			log_info("user %s: settings changed; replacing its "
+			         "workers (they drain, the next connection "
+			         "starts new ones)",
+			    u->cu.name);
+			supervise_signal_user(ctx, u, SIGTERM);
+		}
+	}
+	conf_hosted_free(&h);
+	log_info("%s: loaded; %zu user(s) hosted", ctx->config_path,
+	    ctx->nusers);
+}
+
+/* ---------------------------------------------------------------------- */
+/* cgroups */
+
+/*
+ * Decides once whether workers get cgroup limits.  They need a unified
+ * (v2) hierarchy with the memory, pids and cpu controllers delegated to
+ * lodged; on a hybrid or v1 host only rlimits apply, and lodged says so
+ * once at start.
+ */
+static void lodged_detect_cgroups(struct lodged_ctx *ctx)
+{
+	struct statfs sfs;
+
+	ctx->cgroup_dir = NULL;
+	if (statfs("/sys/fs/cgroup", &sfs) < 0) {
+		log_warn("cgroup limits are off: /sys/fs/cgroup: %s; only "
+		         "rlimits apply",
+		    strerror(errno));
+		return;
+	}
+	if (sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		log_warn("cgroup limits are off: /sys/fs/cgroup is not a "
+		         "unified (v2) hierarchy (hybrid or v1 host); only "
+		         "rlimits apply (memory_max, pids_max and cpu_weight "
+		         "become RLIMIT_AS and RLIMIT_NPROC, or nothing)");
+		return;
+	}
+	log_warn("cgroup limits are off: the delegated cgroup v2 setup "
+	         "(lodge.service with Delegate=yes) is not built into this "
+	         "lodged yet; only rlimits apply");
+}
+
+/* ---------------------------------------------------------------------- */
+/* The loop */
+
+static void lodged_reap(struct lodged_ctx *ctx)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		supervise_reaped(ctx, pid, status);
+}
+
+static size_t lodged_nrunning(const struct lodged_ctx *ctx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ctx->nusers; i++)
+		n += ctx->users[i]->nrunning;
+	return n;
+}
+
+static void lodged_begin_stop(struct lodged_ctx *ctx, int sig)
+{
+	if (ctx->is_stopping)
+		return;
+	log_info("%s: stopping %zu worker(s)", strsignal(sig),
+	    lodged_nrunning(ctx));
+	ctx->is_stopping = true;
+	ctx->stop_deadline_ms = util_now_ms() + LODGED_STOP_TIMEOUT_MS;
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		lodged_watch(ctx, ctx->users[i], false);
+		supervise_signal_user(ctx, ctx->users[i], SIGTERM);
+	}
+}
+
+static void lodged_signals(struct lodged_ctx *ctx)
+{
+	struct signalfd_siginfo si;
+
+	while (read(ctx->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			lodged_reap(ctx);
+			break;
+		case SIGHUP:
+			if (!ctx->is_stopping)
+				lodged_reload(ctx);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			lodged_begin_stop(ctx, (int)si.ssi_signo);
+			break;
+		default:
+			break;
+		}
+	}
+	/* A SIGCHLD may have been merged with one read above. */
+	lodged_reap(ctx);
+}
+
+static void lodged_run(struct lodged_ctx *ctx)
+{
+	struct epoll_event evs[64];
+
+	for (;;) {
+		int64_t now = util_now_ms();
+		int timeout = supervise_timers(ctx, now);
+		int n;
+
+		if (ctx->is_stopping) {
+			if (lodged_nrunning(ctx) == 0)
+				return;
+			if (now >= ctx->stop_deadline_ms && !ctx->has_killed) {
+				log_warn("workers still running after %d s: "
+				         "killing them",
+				    LODGED_STOP_TIMEOUT_MS / 1000);
+				for (size_t i = 0; i < ctx->nusers; i++)
+					supervise_signal_user(
+					    ctx, ctx->users[i], SIGKILL);
+				ctx->has_killed = true;
+			}
+			timeout = ctx->has_killed
+			    ? 1000
+			    : (int)(ctx->stop_deadline_ms - now);
+		}
+		n = epoll_wait(ctx->epfd, evs, 64, timeout);
+		if (n < 0 && errno != EINTR)
+			fatal("epoll_wait: %s", strerror(errno));
+		for (int i = 0; i < n; i++) {
+			struct lodged_user *u = evs[i].data.ptr;
+
+			if (u == NULL) {
+				lodged_signals(ctx);
+				continue;
+			}
+			/* A connection waits on u's socket: the signals
+			 * handled above may have stopped watching it. */
+			if (!u->is_watched || ctx->is_stopping)
+				continue;
+			supervise_start(ctx, u);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	struct lodged_ctx *ctx = &lodged;
+	struct conf_hosted h;
+	const char *check_path = NULL;
+	bool is_check = false;
+	bool is_foreground = false;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	sigset_t mask;
+
+	log_init("lodged", LOG_LVL_INFO);
+	ctx->config_path = CONF_DEFAULT_PATH;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			ctx->config_path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			ctx->config_path = argv[i] + 9;
+		} else if (strcmp(argv[i], "--foreground") == 0) {
+			is_foreground = true;
+		} else if (strcmp(argv[i], "--check-config") == 0) {
+			is_check = true;
+			if (i + 1 < argc && argv[i + 1][0] != '-')
+				check_path = argv[++i];
+		} else if (strncmp(argv[i], "--check-config=", 15) == 0) {
+			is_check = true;
+			check_path = argv[i] + 15;
+		} else if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "lodged: unknown argument '%s'\n",
+			    argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (is_check)
+		return check_config(check_path ? check_path : ctx->config_path);
+
+	if (geteuid() != 0)
+		fatal("must run as root (it starts each user's worker as "
+		      "that user)");
+	umask(077);
+	if (lodged_load(ctx->config_path, &ctx->conf, &h) < 0)
+		fatal("%s: not loaded; fix the errors above (lodged "
+		      "--check-config shows them)",
+		    ctx->config_path);
+	ctx->socket_gid = h.socket_gid;
+	lodged_detect_cgroups(ctx);
+	lodged_socket_dir(ctx->conf.socket_dir);
+	if (!is_foreground && daemon(0, 1) < 0)
+		fatal("daemon: %s", strerror(errno));
+
+	/* Signals arrive through a signalfd, read in the loop; children
+	 * get a clean mask from spawn_worker. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		fatal("sigprocmask: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	ctx->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ctx->sigfd < 0 || ctx->epfd < 0 ||
+	    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->sigfd, &ev) < 0)
+		fatal("signalfd/epoll: %s", strerror(errno));
+
+	for (size_t i = 0; i < h.nusers; i++)
+		lodged_add_user(ctx, &h.users[i]);
+	conf_hosted_free(&h);
+	log_info("ready: %zu user(s) hosted, sockets in %s", ctx->nusers,
+	    ctx->conf.socket_dir);
+
+	lodged_run(ctx);
+
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		lodged_socket_close(ctx, ctx->users[i]);
+		supervise_free_user(ctx->users[i]);
+	}
+	free(ctx->users);
+	conf_free(&ctx->conf);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,322 @@
+/*
+ * supervise.c: lodged's workers: their birth (through spawn_worker, which
+ * applies the sandbox), their death, and the restarts after a crash with a
+ * doubling backoff (1 s to 60 s).  A worker that exits 0 (idle, or drained
+ * after SIGTERM) is not restarted: its user's socket is watched again and
+ * the next connection starts it.  Runs in lodged as root; builds every
+ * worker's command line and limits from the resolved config and never
+ * opens a path inside a user's home (the worker creates its own dirs).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "lodged.h"
+#include "log.h"
+#include "spawn.h"
+
+static enum spawn_network supervise_network(enum conf_network n)
+{
+	switch (n) {
+	case CONF_NET_HOST: return SPAWN_NET_HOST;
+	case CONF_NET_LOOPBACK: return SPAWN_NET_LOOPBACK;
+	}
+	abort();
+}
+
+static enum spawn_seccomp_mode supervise_seccomp(enum conf_seccomp s)
+{
+	switch (s) {
+	case CONF_SECCOMP_ENFORCE: return SPAWN_SECCOMP_ENFORCE;
+	case CONF_SECCOMP_LOG: return SPAWN_SECCOMP_LOG;
+	case CONF_SECCOMP_KILL: return SPAWN_SECCOMP_KILL;
+	}
+	abort();
+}
+
+/* Records a crash (or a failed birth) of slot i and schedules its
+ * restart: 1 s, 2 s, 4 s ... 60 s after each crash in a row. */
+static void supervise_crashed(struct lodged_ctx *ctx, struct lodged_user *u,
+    struct lodged_slot *s, int64_t now)
+{
+	int64_t delay = LODGED_BACKOFF_MIN_MS;
+	int64_t took;
+
+	if (u->crashes == 0)
+		u->first_crash_ms = now;
+	u->crashes++;
+	for (unsigned i = 1; i < u->crashes && delay < LODGED_BACKOFF_MAX_MS;
+	     i++)
+		delay *= 2;
+	if (delay > LODGED_BACKOFF_MAX_MS)
+		delay = LODGED_BACKOFF_MAX_MS;
+	s->restart_at_ms = now + delay;
+
+	if (u->crashes >= LODGED_CRASH_LOOP) {
+		took = (now - u->first_crash_ms) / 1000;
+		log_error("worker %s keeps crashing (%u times in %lld %s); "
+		          "next try in %lld s; see ~%s/%s/*.log",
+		    u->cu.name, u->crashes,
+		    took < 120 ? (long long)took : (long long)(took / 60),
+		    took < 120 ? "s" : "min", (long long)(delay / 1000),
+		    u->cu.name, ctx->conf.log_dir);
+	} else {
+		log_warn("worker %s: restarting in %lld s", u->cu.name,
+		    (long long)(delay / 1000));
+	}
+}
+
+/* The homes of the other hosted users, for the sandbox to hide. */
+static const char **supervise_hide_list(
+    struct lodged_ctx *ctx, struct lodged_user *u, int *n_r)
+{
+	const char **hide = calloc(ctx->nusers + 1, sizeof(*hide));
+	int n = 0;
+
+	if (hide == NULL)
+		return NULL;
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		const char *home = ctx->users[i]->cu.home;
+
+		if (ctx->users[i] != u && strcmp(home, u->cu.home) != 0)
+			hide[n++] = home;
+	}
+	*n_r = n;
+	return hide;
+}
+
+/* Starts slot s of u: 0, or -1 after logging why (a crash is recorded). */
+static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
+    struct lodged_slot *s, int64_t now)
+{
+	char threads[16], idle[16], err[512];
+	const char *argv[16];
+	int argc = 0;
+	int nhide = 0;
+	const char **hide;
+	pid_t pid;
+	int rc;
+
+	if (u->listen_fd < 0)
+		return -1;
+	snprintf(threads, sizeof(threads), "%u", u->cu.limits.threads);
+	snprintf(idle, sizeof(idle), "%u", u->cu.limits.idle_timeout);
+	argv[argc++] = "lodge-worker";
+	argv[argc++] = "--apps";
+	argv[argc++] = u->cu.apps_dir;
+	argv[argc++] = "--listen-fd";
+	argv[argc++] = "3";
+	argv[argc++] = "--log-dir";
+	argv[argc++] = u->cu.log_dir;
+	argv[argc++] = "--threads";
+	argv[argc++] = threads;
+	if (u->cu.limits.idle_timeout > 0) {
+		argv[argc++] = "--idle-exit";
+		argv[argc++] = idle;
+	}
+	argv[argc++] = "--sandboxed";
+	argv[argc] = NULL;
+
+	hide = supervise_hide_list(ctx, u, &nhide);
+	if (hide == NULL) {
+		log_error("worker %s: out of memory", u->cu.name);
+		supervise_crashed(ctx, u, s, now);
+		return -1;
+	}
+	struct spawn_req req = {
+	    .user = u->cu.name,
+	    .uid = u->cu.uid,
+	    .gid = u->cu.gid,
+	    .groups = u->cu.groups,
+	    .ngroups = u->cu.ngroups,
+	    .home = u->cu.home,
+	    .hide = hide,
+	    .nhide = nhide,
+	    .network = supervise_network(u->cu.limits.network),
+	    .memory_max = u->cu.limits.memory_max,
+	    .pids_max = u->cu.limits.pids_max,
+	    .cpu_weight = u->cu.limits.cpu_weight,
+	    .nofile = u->cu.limits.nofile,
+	    .cgroup_dir = ctx->cgroup_dir,
+	    .policy_path = ctx->conf.policy,
+	    .seccomp_mode = supervise_seccomp(ctx->conf.seccomp),
+	    .worker_path = ctx->conf.worker,
+	    .argv = (char *const *)argv,
+	    .fds = &u->listen_fd,
+	    .nfds = 1,
+	};
+	err[0] = '\0';
+	rc = spawn_worker(&req, &pid, err, sizeof(err));
+	free(hide);
+	if (rc < 0) {
+		log_error("worker %s: %s", u->cu.name,
+		    err[0] != '\0' ? err : "could not be started");
+		supervise_crashed(ctx, u, s, now);
+		return -1;
+	}
+	s->pid = pid;
+	s->is_stopping = false;
+	s->started_ms = now;
+	s->restart_at_ms = 0;
+	u->nrunning++;
+	log_info("worker %s: started (pid %d, slot %d)", u->cu.name, (int)pid,
+	    (int)(s - u->slots));
+	return 0;
+}
+
+void supervise_start(struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	int64_t now = util_now_ms();
+
+	/* The workers accept from now on; lodged looks at the socket again
+	 * when the last of them has exited. */
+	lodged_watch(ctx, u, false);
+	for (unsigned i = 0; i < u->cu.limits.processes; i++)
+		if (u->slots[i].pid == 0 && u->slots[i].restart_at_ms == 0)
+			(void)supervise_spawn(ctx, u, &u->slots[i], now);
+}
+
+/* Takes u out of ctx->users and frees it, once nothing of it runs. */
+static void supervise_forget(struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		if (ctx->users[i] == u) {
+			memmove(&ctx->users[i], &ctx->users[i + 1],
+			    (ctx->nusers - i - 1) * sizeof(*ctx->users));
+			ctx->nusers--;
+			break;
+		}
+	}
+	supervise_free_user(u);
+}
+
+static bool supervise_has_pending(const struct lodged_user *u)
+{
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
+		if (u->slots[i].restart_at_ms != 0)
+			return true;
+	return false;
+}
+
+void supervise_reaped(struct lodged_ctx *ctx, pid_t pid, int status)
+{
+	int64_t now = util_now_ms();
+	struct lodged_user *u = NULL;
+	struct lodged_slot *s = NULL;
+	char how[64];
+
+	for (size_t i = 0; i < ctx->nusers && s == NULL; i++) {
+		for (unsigned j = 0; j < CONF_MAX_PROCESSES; j++) {
+			if (ctx->users[i]->slots[j].pid == pid) {
+				u = ctx->users[i];
+				s = &u->slots[j];
+				break;
+			}
+		}
+	}
+	if (s == NULL)
+		return; /* not a worker (nothing else is forked here) */
+	s->pid = 0;
+	u->nrunning--;
+
+	if (WIFEXITED(status))
+		snprintf(how, sizeof(how), "exited with status %d",
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "killed by signal %d (%s)",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(how, sizeof(how), "ended (status 0x%x)", status);
+
+	if (s->is_stopping || ctx->is_stopping || u->is_removed) {
+		log_info("worker %s (pid %d): stopped, %s", u->cu.name,
+		    (int)pid, how);
+		s->is_stopping = false;
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		log_info("worker %s (pid %d): exited (idle or drained)",
+		    u->cu.name, (int)pid);
+		u->crashes = 0;
+	} else {
+		/* A worker that ran for a while before it crashed starts a
+		 * new row: the backoff is for crash loops. */
+		if (now - s->started_ms >= LODGED_HEALTHY_MS)
+			u->crashes = 0;
+		log_error("worker %s (pid %d): %s", u->cu.name, (int)pid, how);
+		supervise_crashed(ctx, u, s, now);
+	}
+
+	if (u->nrunning > 0 || ctx->is_stopping)
+		return;
+	if (u->is_removed) {
+		supervise_forget(ctx, u);
+		return;
+	}
+	if (!supervise_has_pending(u))
+		lodged_watch(ctx, u, true);
+}
+
+int supervise_timers(struct lodged_ctx *ctx, int64_t now)
+{
+	int64_t next = -1;
+
+	if (ctx->is_stopping)
+		return -1;
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		struct lodged_user *u = ctx->users[i];
+
+		for (unsigned j = 0; j < CONF_MAX_PROCESSES; j++) {
+			struct lodged_slot *s = &u->slots[j];
+
+			if (s->restart_at_ms == 0)
+				continue;
+			if (j >= u->cu.limits.processes || u->is_removed) {
+				s->restart_at_ms = 0; /* no longer wanted */
+				continue;
+			}
+			if (s->restart_at_ms <= now) {
+				s->restart_at_ms = 0;
+				(void)supervise_spawn(ctx, u, s, now);
+			}
+			if (s->restart_at_ms != 0 &&
+			    (next < 0 || s->restart_at_ms - now < next))
+				next = s->restart_at_ms - now;
+		}
+		/* Nothing runs and nothing is due: wait for a connection. */
+		if (u->nrunning == 0 && !u->is_removed &&
+		    !supervise_has_pending(u) && !u->is_watched)
+			lodged_watch(ctx, u, true);
+	}
+	if (next > 0x7fffffff)
+		next = 0x7fffffff;
+	return (int)next;
+}
+
+void supervise_signal_user(struct lodged_ctx *ctx, struct lodged_user *u,
+    int sig)
+{
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++) {
+		struct lodged_slot *s = &u->slots[i];
+
+		s->restart_at_ms = 0;
+		if (s->pid == 0)
+			continue;
+		s->is_stopping = true;
+		if (kill(s->pid, sig) < 0 && errno != ESRCH)
+			log_warn("worker %s (pid %d): kill: %s", u->cu.name,
+			    (int)s->pid, strerror(errno));
+	}
+	u->crashes = 0;
+}
+
+void supervise_free_user(struct lodged_user *u)
+{
+	free(u->cu.name);
+	free(u->cu.groups);
+	free(u->cu.home);
+	free(u->cu.apps_dir);
+	free(u->cu.log_dir);
+	free(u);
+}

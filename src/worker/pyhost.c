@@ -60,13 +60,6 @@ int pyhost_init(void)
 	    "    except Exception:\n"
 	    "        pass\n"
 	    "del _m\n");
-	if (getenv("LODGE_SWITCH") != NULL) {
-		char code[128];
-
-		snprintf(code, sizeof(code), "import sys; sys.setswitchinterval(%s)",
-		    getenv("LODGE_SWITCH"));
-		PyRun_SimpleString(code);
-	}
 	wctx.main_ts = PyEval_SaveThread();
 	return 0;
 

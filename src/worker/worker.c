@@ -27,12 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "msg.h"
+#include "selfcheck.h"
 #include "util.h"
 
 struct worker_ctx wctx;
@@ -40,6 +42,7 @@ struct worker_ctx wctx;
 #define WORKER_DEFAULT_MAX_BODY (64ULL * 1024 * 1024)
 #define WORKER_DRAIN_MS 30000
 #define WORKER_SWEEP_MS 1000
+#define WORKER_MAX_GROUPS 256
 
 static void usage(FILE *f)
 {
@@ -515,6 +518,57 @@ static int mkdir_p(const char *dir, mode_t mode)
 	return 0;
 }
 
+/*
+ * SANDBOX.md §2 step 12, before any user code: execve made us dumpable
+ * again, which would let any process of the same user ptrace us and read
+ * our memory and descriptors; then prove the sandbox is whole (no
+ * capability, no_new_privs, a seccomp filter, the ids and groups lodged
+ * chose).  A worker that fails refuses to run user code.
+ */
+static void sandbox_selfcheck(const char *expect_groups)
+{
+	gid_t groups[WORKER_MAX_GROUPS];
+	struct selfcheck_expect e = {.uid = getuid(), .gid = getgid()};
+	char why[256];
+	int n;
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fatal("sandbox self-check: PR_SET_DUMPABLE: %s; refusing to "
+		    "run user code", strerror(errno));
+	if (expect_groups != NULL) {
+		const char *p = expect_groups;
+
+		for (n = 0; *p != '\0' && n < WORKER_MAX_GROUPS; n++) {
+			char *end;
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p || (*end != ',' && *end != '\0'))
+				fatal("--expect-groups: bad list '%s'",
+				    expect_groups);
+			groups[n] = (gid_t)g;
+			p = *end == ',' ? end + 1 : end;
+		}
+	} else {
+		n = getgroups(WORKER_MAX_GROUPS, groups);
+		if (n < 0)
+			n = 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (groups[i] == 0)
+			fatal("sandbox self-check: group 0 in the worker's "
+			    "groups; refusing to run user code");
+	e.groups = groups;
+	e.ngroups = n;
+	if (e.uid == 0 || e.gid == 0)
+		fatal("sandbox self-check: running as uid %d gid %d; refusing "
+		    "to run user code", (int)e.uid, (int)e.gid);
+	if (selfcheck_run(&e, why, sizeof(why)) < 0)
+		fatal("sandbox self-check failed: %s; refusing to run user "
+		    "code", why);
+	log_info("sandbox self-check passed (uid %d, no capabilities, "
+	    "no_new_privs, seccomp filter)", (int)e.uid);
+}
+
 /* Parses "3,4,5" into fds; returns the count or -1. */
 static int parse_fd_list(const char *s, int *fds, int max)
 {
@@ -586,6 +640,9 @@ int main(int argc, char **argv)
 	     * descriptor, and exit after this long without a connection. */
 	    {"listen-fd", required_argument, NULL, 'f'},
 	    {"idle-exit", required_argument, NULL, 'i'},
+	    /* From lodged: prove the sandbox before any user code runs. */
+	    {"sandboxed", no_argument, NULL, 'S'},
+	    {"expect-groups", required_argument, NULL, 'G'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -594,6 +651,8 @@ int main(int argc, char **argv)
 	int inherited[WORKER_MAX_LISTEN];
 	int nspecs = 0, ninherited = -1, handoff_fd = -1, opt, i;
 	int listenfds[WORKER_MAX_LISTEN], nlistenfd = 0;
+	bool is_sandboxed = false;
+	const char *expect_groups = NULL;
 	uint64_t v;
 	sigset_t sigs;
 
@@ -687,6 +746,12 @@ int main(int argc, char **argv)
 		case 'P':
 			wctx.app_process = optarg;
 			break;
+		case 'S':
+			is_sandboxed = true;
+			break;
+		case 'G':
+			expect_groups = optarg;
+			break;
 		case 'f':
 			if (nlistenfd == WORKER_MAX_LISTEN ||
 			    (listenfds[nlistenfd] = parse_fd(optarg)) < 0) {
@@ -739,6 +804,9 @@ int main(int argc, char **argv)
 		if (handoff_fd < 0)
 			fatal("--app-process needs --handoff-fd");
 	}
+
+	if (is_sandboxed)
+		sandbox_selfcheck(expect_groups);
 
 	/* Writes to a closed peer must fail with EPIPE, not kill the worker
 	 * (sendfile has no MSG_NOSIGNAL); the isolated Python config leaves

@@ -14,6 +14,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@
 #define CONTROL_MAX_LINE 512
 #define CONTROL_TIMEOUT_MS 1000
 
-static int control_listen_fd = -1;
+/* Written by the main thread once, read by the watcher thread. */
+static _Atomic int control_listen_fd = -1;
 
 int control_fd(void)
 {
@@ -50,7 +52,16 @@ int control_open(const char *path)
 	old = umask(0177);
 	control_listen_fd = util_listen(&ls);
 	umask(old);
-	return control_listen_fd < 0 ? -1 : 0;
+	if (control_listen_fd < 0)
+		return -1;
+	/* Wake the watcher so that it polls the new socket at once. */
+	{
+		uint64_t one = 1;
+
+		if (write(wctx.reload_efd, &one, sizeof(one)) < 0)
+			(void)0;
+	}
+	return 0;
 }
 
 void control_close(void)

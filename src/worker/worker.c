@@ -890,8 +890,6 @@ int main(int argc, char **argv)
 		log_warn("no app in %s (an app is a folder with wsgi.py, "
 		    "app.wsgi or lodge.ini); every request gets 404",
 		    wctx.apps_dir);
-	if (wctx.control_path != NULL && control_open(wctx.control_path) < 0)
-		fatal("--control %s: %s", wctx.control_path, strerror(errno));
 
 	for (i = 0; i < wctx.nlisten; i++) {
 		struct listener *l = &wctx.listeners[i];
@@ -908,6 +906,10 @@ int main(int argc, char **argv)
 	if (reload_start() < 0)
 		fatal("cannot start the watcher thread");
 	worker_start_threads();
+	/* The control socket comes last: a status answered by this process
+	 * means it serves (a successor takes the path over only now). */
+	if (wctx.control_path != NULL && control_open(wctx.control_path) < 0)
+		fatal("--control %s: %s", wctx.control_path, strerror(errno));
 	for (i = 0; i < nspecs; i++)
 		log_info("listening on %s", listen_specs[i]);
 	for (i = 0; i < nlistenfd; i++)

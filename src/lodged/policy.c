@@ -1,5 +1,5 @@
 /*
- * policy.c: parses seccomp policies (policy/*.policy) into entries.  Runs in
+ * policy.c: parses seccomp policies (the files in policy/) into entries.  Runs in
  * lodged as root, before any fork, on a file root owns; pure apart from
  * policy_load's read.  It only describes: it never installs a filter
  * (seccomp.c does) and never trusts a line it has not fully understood —
@@ -359,6 +359,8 @@ static int parse_line(struct parser *ps, int line, char *s)
 			    "too many conditions (at most one per argument)");
 		tok[ntok++] = t;
 	}
+	if (ntok == 0)
+		return 0;
 	if (strcmp(tok[0], "group") == 0)
 		return add_group(ps, line, tok, ntok);
 	return add_entry(ps, line, tok, ntok);

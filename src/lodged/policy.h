@@ -1,5 +1,5 @@
 /*
- * policy.h: seccomp policies as data (policy/*.policy, docs/policy-format.md).
+ * policy.h: seccomp policies as data (the files in policy/, docs/policy-format.md).
  * Pure: parses text into a list of entries, resolving syscall names with
  * libseccomp; compiling them into a filter is seccomp.c's job.
  */

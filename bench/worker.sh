@@ -444,7 +444,8 @@ printf 'run\tapp\tconns\tserver\trps\tp99_ms\tnon2xx\tsockerr\tsockerr_crwt\treq
 
 nconns=$(echo $CONNS | wc -w)
 say "bench/worker.sh: lodge-worker vs uWSGI vs gunicorn; DURATION=${DURATION}s RUNS=$RUNS CONNS=\"$CONNS\" THREADS=$THREADS"
-say "  about $((2 * nconns * 3 * RUNS * (DURATION + 1) / 60 + 1)) min of load, plus start-up and idle-memory measurement"
+est=$((2 * nconns * 3 * RUNS * (2 * DURATION + 1) / 2 + 40 + 6 * WARMUP))
+say "  about $(((est + 30) / 60)) min in all ($((2 * nconns * 3 * RUNS)) measurements of ${DURATION} s)"
 
 # 1. Idle PSS: each server alone, after 20 warm-up requests and 1 s idle.
 say ""
@@ -542,6 +543,8 @@ for app, label in APPS:
     for conns in conns_list:
         print()
         print(f"-- {label} app, {conns} connections: median of {runs} run(s) x {duration} s --")
+        if (app, conns) == (APPS[0][0], conns_list[0]):
+            print("  (spread: (max - min) / median of req/s over the runs; CPU: % of one core)")
         print(f"  {'server':<15}{'req/s':>10}{'spread':>8}{'p99 ms':>10}"
               f"{'wrk CPU':>9}{'srv CPU':>9}{'non-2xx':>9}{'sock err':>10}")
         m = {}

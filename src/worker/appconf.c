@@ -19,17 +19,16 @@
 #include <unistd.h>
 
 #include "appconf.h"
+#include "ini_lines.h"
 
 #define APPCONF_KNOWN "entry, venv, env.NAME, threads, interpreter"
 #define APPCONF_ENV_PREFIX "env."
 #define APPCONF_SECTION "app"
 
 /*
- * The state of one parse, shared by the line reader and the key handler.
+ * The state of one parse, shared by the line callback and the key handler.
  * libinih (Debian's build) passes no line number to the handler, so the
- * reader counts lines: when the handler runs, lineno is the line of the key
- * it was given, because libinih reads one line and handles it before it
- * reads the next.
+ * reader (src/common/ini_lines.c) counts lines.
  */
 struct appconf_parse {
 	const char *name; /* the path, as shown in messages */
@@ -39,16 +38,10 @@ struct appconf_parse {
 	int err_line;  /* line of the first error, 0: none yet */
 	int err_errno; /* errno to return with that error */
 
-	FILE *fp;         /* the source: a file ... */
-	const char *text; /* ... or a string */
-	size_t pos;
-	bool is_read_error;
-	int read_errno;
-
-	int lineno;
-	bool has_prev_key;    /* mirrors libinih's prev_name being set */
-	bool is_continuation; /* libinih will read this line as a
-	                         continuation of the previous key */
+	/* The source and the line reader given to libinih (ini_lines.c):
+	 * lines.lineno is the line of the key the handler was given, and
+	 * lines.kind says whether it is a continuation line. */
+	struct ini_lines lines;
 
 	/* The line each key was set on, to report duplicates. */
 	int line_entry;
@@ -73,7 +66,7 @@ appconf_fail(struct appconf_parse *p, int err_errno, const char *what,
 
 	if (p->err_line != 0)
 		return;
-	p->err_line = p->lineno > 0 ? p->lineno : 1;
+	p->err_line = p->lines.lineno > 0 ? p->lines.lineno : 1;
 	p->err_errno = err_errno;
 	if (p->errsize == 0)
 		return;
@@ -105,122 +98,46 @@ static void appconf_fail_file(
 		    err, errsize, "%s: %s: %s", name, what, strerror(errnum));
 }
 
-static int appconf_getc(struct appconf_parse *p)
-{
-	int c;
-
-	if (p->fp == NULL) {
-		if (p->text[p->pos] == '\0')
-			return EOF;
-		return (unsigned char)p->text[p->pos++];
-	}
-	c = getc(p->fp);
-	if (c == EOF && ferror(p->fp) && !p->is_read_error) {
-		p->is_read_error = true;
-		p->read_errno = errno != 0 ? errno : EIO;
-	}
-	return c;
-}
-
-static int appconf_peekc(struct appconf_parse *p)
-{
-	int c;
-
-	if (p->fp == NULL)
-		return p->text[p->pos] == '\0' ? EOF
-		                               : (unsigned char)p->text[p->pos];
-	c = appconf_getc(p);
-	if (c != EOF)
-		ungetc(c, p->fp);
-	return c;
-}
-
-static bool appconf_is_space(int c)
-{
-	/* The same set as libinih's isspace() in the C locale. */
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-	       c == '\f';
-}
-
 /*
- * libinih's fgets-style reader.  Debian's libinih reads into a fixed buffer
- * of num (200) bytes and, given a longer line, reads the rest as a line of
- * its own: the value is silently cut and the tail is parsed as if it were
- * the next line (a tail holding '=' would even set a key).  So this reader
- * refuses a line that does not fit, and stops the parse there.  It also
- * refuses NUL bytes, which would hide the rest of a line from libinih, and
- * works out whether libinih will take the line as a continuation of the
- * previous value (an indented line), which lodge.ini does not allow.
+ * Called by the line reader for every line before libinih parses it.
+ * lodge.ini stops at the first error: a line libinih would misread (too
+ * long for its buffer, so the value would be cut and the tail parsed as a
+ * line of its own; a NUL byte, which would hide the rest of the line), a
+ * line that is no setting, and a section other than [app] (checked here
+ * so that it is reported on its own line, even when no key follows it).
  */
-static char *appconf_reader(char *str, int num, void *stream)
+static bool appconf_on_line(
+    void *user, int lineno, enum ini_line_kind kind, const char *text)
 {
-	struct appconf_parse *p = stream;
-	bool has_nul = false;
-	const char *start;
-	int n = 0;
-	int c;
+	struct appconf_parse *p = user;
 
-	/* Stop after the first error: only that one is reported. */
-	if (p->err_line != 0 || p->is_read_error || num < 2)
-		return NULL;
-
-	while (n < num - 1) {
-		c = appconf_getc(p);
-		if (c == EOF)
-			break;
-		if (c == '\0')
-			has_nul = true;
-		str[n++] = (char)c;
-		if (c == '\n')
-			break;
-	}
-	if (n == 0)
-		return NULL;
-	str[n] = '\0';
-	p->lineno++;
-
-	if (has_nul) {
-		appconf_fail(p, EINVAL, NULL, "line contains a NUL byte");
-		return NULL;
-	}
-	if (str[n - 1] != '\n' && n == num - 1) {
-		/* The buffer is full: fine if the line ends right here. */
-		c = appconf_peekc(p);
-		if (c == '\n')
-			(void)appconf_getc(p);
-		else if (c != EOF) {
+	switch (kind) {
+	case INI_LINE_BLANK:
+	case INI_LINE_COMMENT:
+	case INI_LINE_PAIR:
+	case INI_LINE_CONTINUATION:
+		break;
+	case INI_LINE_SECTION:
+		if (strcmp(text, APPCONF_SECTION) != 0)
 			appconf_fail(p, EINVAL, NULL,
-			    "line too long (max %d characters)", num - 1);
-			return NULL;
-		}
-	}
-
-	/* Mirror libinih's decision (ini.c, ini_parse_stream) for this line:
-	 * comment, continuation, section, or pair. */
-	start = str;
-	while (appconf_is_space((unsigned char)*start))
-		start++;
-	p->is_continuation = false;
-	if (*start == '\0' || *start == ';' || *start == '#')
-		return str;
-	if (p->has_prev_key && start > str) {
-		p->is_continuation = true;
-	} else if (*start == '[' && strchr(start, ']') != NULL) {
-		/* A section header.  It is checked here rather than in the
-		 * handler so that an unknown section is reported on its own
-		 * line, even when no key follows it. */
-		size_t len = (size_t)(strchr(start, ']') - start - 1);
-		p->has_prev_key = false;
-		if (len != strlen(APPCONF_SECTION) ||
-		    strncmp(start + 1, APPCONF_SECTION, len) != 0) {
-			appconf_fail(p, EINVAL, NULL,
-			    "[%.*s]: unknown section (settings go before any "
+			    "[%s]: unknown section (settings go before any "
 			    "section or in [" APPCONF_SECTION "])",
-			    (int)len, start + 1);
-			return NULL;
-		}
+			    text);
+		break;
+	case INI_LINE_SYNTAX:
+		appconf_fail(
+		    p, EINVAL, NULL, "syntax error (expected KEY = VALUE)");
+		break;
+	case INI_LINE_TOO_LONG:
+		appconf_fail(p, EINVAL, NULL,
+		    "line too long (max %d characters)", p->lines.max_len);
+		break;
+	case INI_LINE_NUL:
+		appconf_fail(p, EINVAL, NULL, "line contains a NUL byte");
+		break;
 	}
-	return str;
+	/* Stop after the first error: only that one is reported. */
+	return p->err_line == 0;
 }
 
 static bool appconf_is_ident_start(char c)
@@ -286,7 +203,7 @@ static bool appconf_check_dup(
 		    p, EINVAL, key, "set twice (first on line %d)", *line);
 		return false;
 	}
-	*line = p->lineno;
+	*line = p->lines.lineno;
 	return true;
 }
 
@@ -402,7 +319,7 @@ static void appconf_set_env(
 		env->key = NULL;
 		return;
 	}
-	p->line_env[conf->nenv++] = p->lineno;
+	p->line_env[conf->nenv++] = p->lines.lineno;
 }
 
 /*
@@ -414,18 +331,16 @@ static int appconf_handler(
     void *user, const char *section, const char *key, const char *value)
 {
 	struct appconf_parse *p = user;
-	bool is_continuation = p->is_continuation;
+	bool is_continuation = p->lines.kind == INI_LINE_CONTINUATION;
 
 	if (p->err_line != 0)
 		return 0;
 	if (key == NULL || value == NULL)
 		return 1; /* a section start, if libinih reports them */
-	if (!is_continuation)
-		p->has_prev_key = true;
 
 	if (*section != '\0' && strcmp(section, APPCONF_SECTION) != 0) {
-		/* The reader refuses unknown sections first; this is a
-		 * second line of defence should libinih see one it missed. */
+		/* The line callback refuses unknown sections first; this is
+		 * a second line of defence should libinih see one it missed. */
 		appconf_fail(p, EINVAL, NULL,
 		    "[%s]: unknown section (settings go before any section "
 		    "or in [" APPCONF_SECTION "])",
@@ -472,17 +387,19 @@ static int appconf_parse_run(struct appconf_parse *p)
 	if (p->errsize > 0)
 		p->err[0] = '\0';
 
-	rc = ini_parse_stream(appconf_reader, p, appconf_handler, p);
-	if (p->is_read_error && p->err_line == 0) {
-		appconf_fail_file(
-		    p->err, p->errsize, p->name, "cannot read", p->read_errno);
+	p->lines.on_line = appconf_on_line;
+	p->lines.user = p;
+	rc = ini_lines_parse(&p->lines, appconf_handler, p);
+	if (p->lines.is_read_error && p->err_line == 0) {
+		appconf_fail_file(p->err, p->errsize, p->name, "cannot read",
+		    p->lines.read_errno);
 		appconf_free(conf);
-		errno = p->read_errno;
+		errno = p->lines.read_errno;
 		return -1;
 	}
 	if (rc > 0 && (p->err_line == 0 || rc < p->err_line)) {
 		p->err_line = 0;
-		p->lineno = rc;
+		p->lines.lineno = rc;
 		appconf_fail(
 		    p, EINVAL, NULL, "syntax error (expected KEY = VALUE)");
 	} else if (rc < 0 && p->err_line == 0) {
@@ -545,8 +462,8 @@ int appconf_load(
 		errno = saved;
 		return -1;
 	}
-	p.fp = fdopen(fd, "r");
-	if (p.fp == NULL) {
+	p.lines.fp = fdopen(fd, "r");
+	if (p.lines.fp == NULL) {
 		saved = errno;
 		appconf_fail_file(err, errsize, path, "cannot open", saved);
 		close(fd);
@@ -556,7 +473,7 @@ int appconf_load(
 
 	rc = appconf_parse_run(&p);
 	saved = errno;
-	fclose(p.fp);
+	fclose(p.lines.fp);
 	errno = saved;
 	return rc;
 }
@@ -567,7 +484,7 @@ int appconf_load_string(const char *name, const char *text,
 	struct appconf_parse p = {
 	    .name = name, .conf = conf, .err = err, .errsize = errsize};
 
-	p.text = text;
+	p.lines.text = text;
 	return appconf_parse_run(&p);
 }
 

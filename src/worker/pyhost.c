@@ -93,18 +93,28 @@ struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts)
 		return NULL;
 	}
 	gen->app = app;
-	PyEval_RestoreThread(*main_ts);
-	owner = Py_NewInterpreter();
-	if (owner == NULL) {
-		snprintf(app->reason, sizeof(app->reason),
-		    "cannot create a sub-interpreter");
-		PyThreadState_Swap(*main_ts);
-		*main_ts = PyEval_SaveThread();
+	if (app->spare != NULL) {
+		/* A bare interpreter made ahead of time (pyhost_make_spare):
+		 * only the app's own import is left to do. */
 		free(gen);
-		return NULL;
+		gen = app->spare;
+		app->spare = NULL;
+		PyEval_RestoreThread(gen->owner);
+		owner = gen->owner;
+	} else {
+		PyEval_RestoreThread(*main_ts);
+		owner = Py_NewInterpreter();
+		if (owner == NULL) {
+			snprintf(app->reason, sizeof(app->reason),
+			    "cannot create a sub-interpreter");
+			PyThreadState_Swap(*main_ts);
+			*main_ts = PyEval_SaveThread();
+			free(gen);
+			return NULL;
+		}
+		gen->owner = owner;
+		gen->interp = owner->interp;
 	}
-	gen->owner = owner;
-	gen->interp = owner->interp;
 	if (wsgi_prepare(gen, app->reason, sizeof(app->reason)) < 0) {
 		/* The interpreter never served: end it now (EMBEDDING.md
 		 * §5 item 2: swap back to main after End on 3.11). */
@@ -170,6 +180,37 @@ int pyhost_destroy(struct app_gen *gen, PyThreadState **main_ts)
 	pyhost_end(gen, main_ts);
 	/* §2: freed interpreter memory stays in the heap until trimmed. */
 	malloc_trim(0);
+	return 0;
+}
+
+int pyhost_make_spare(struct app *app, PyThreadState **main_ts)
+{
+	struct app_gen *gen = calloc(1, sizeof(*gen));
+	PyObject *mod;
+
+	if (gen == NULL)
+		return -1;
+	gen->app = app;
+	PyEval_RestoreThread(*main_ts);
+	gen->owner = Py_NewInterpreter();
+	if (gen->owner == NULL) {
+		PyThreadState_Swap(*main_ts);
+		*main_ts = PyEval_SaveThread();
+		free(gen);
+		return -1;
+	}
+	gen->interp = gen->owner->interp;
+	/* _lodge's types and bootstrap too: everything but the app. */
+	mod = PyImport_ImportModule("_lodge");
+	if (mod == NULL) {
+		PyErr_Clear();
+		pyhost_end(gen, main_ts);
+		free(gen);
+		return -1;
+	}
+	Py_DECREF(mod);
+	PyEval_SaveThread();
+	app->spare = gen;
 	return 0;
 }
 

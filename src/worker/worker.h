@@ -119,6 +119,10 @@ struct app {
 	size_t nchanged;
 	bool changed_overflow;
 	int reloads_ok, reloads_failed;
+	/* A bare interpreter ready for the next reload (made after the
+	 * first one: an app being edited is likely to be edited again). */
+	struct app_gen *spare;
+	bool has_no_spare;        /* making one failed: don't retry */
 
 	/* procmode.c: process mode (interpreter = main, or an import error
 	 * that says the code can't live in a sub-interpreter). */
@@ -198,6 +202,9 @@ int pyhost_init(void);
  * hold the GIL).  Returns NULL and fills app->reason if the code fails to
  * import; the traceback went to the app's log. */
 struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts);
+/* Makes app->spare: a new interpreter with lodge's module but not the
+ * app (watcher thread, no GIL held).  0 or -1. */
+int pyhost_make_spare(struct app *app, PyThreadState **main_ts);
 /* Process mode: prepares app in the main interpreter itself. */
 struct app_gen *pyhost_build_main(struct app *app);
 /* Ends a generation that serves no request any more (the calling thread

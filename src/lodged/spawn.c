@@ -197,17 +197,25 @@ static void ns_init(pid_t worker, const sigset_t *fwd)
 	 * lodged must see EOF on the report pipe when the worker execs. */
 	close_range(0, ~0U, 0);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* The worker may replace itself by a fresh copy (its own child,
+	 * which becomes ours when the old one exits): the namespace lives
+	 * until its last process has exited, and signals go to every
+	 * process in it (kill(-1) from pid 1 spares only the init). */
+	(void)worker;
 	for (;;) {
+		int last = 0;
+
 		if (sigwaitinfo(fwd, &si) < 0)
 			continue;
 		if (si.si_signo != SIGCHLD) {
-			kill(worker, si.si_signo);
+			kill(-1, si.si_signo);
 			continue;
 		}
 		while ((p = waitpid(-1, &status, WNOHANG)) > 0)
-			if (p == worker)
-				_exit(WIFEXITED(status) ? WEXITSTATUS(status)
-				    : 128 + WTERMSIG(status));
+			last = status;
+		if (p < 0 && errno == ECHILD)
+			_exit(WIFEXITED(last) ? WEXITSTATUS(last)
+			    : 128 + WTERMSIG(last));
 	}
 }
 

@@ -199,7 +199,7 @@ pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
     int *chan_r)
 {
 	static const char *const internal[] = {"--inherit-listen",
-	    "--handoff-fd", "--app-process", NULL};
+	    "--handoff-fd", "--app-process", "--listen-fd", NULL};
 	char fdbuf[16], exe[4096];
 	const char **args;
 	int sv[2], n = 0, i, k;
@@ -332,8 +332,10 @@ const char *replace_error(void)
 
 int replace_request(const char *why)
 {
-	const char *extra[4] = {NULL};
+	const char *extra[4 + 2 * WORKER_MAX_LISTEN] = {NULL};
 	char fdlist[WORKER_MAX_LISTEN * 8] = "", reason[256];
+	char fdargs[WORKER_MAX_LISTEN][12];
+	int nextra = 0;
 	int keep[WORKER_MAX_LISTEN], nkeep = 0, chan, rc, i;
 	pid_t pid;
 
@@ -341,15 +343,27 @@ int replace_request(const char *why)
 		replace_err = "a replacement is already under way";
 		return -1;
 	}
+	/* Listeners from --listen specs are inherited in their order;
+	 * those from --listen-fd are passed on the same way. */
 	for (i = 0; i < wctx.nlisten; i++) {
-		size_t len = strlen(fdlist);
+		struct listener *l = &wctx.listeners[i];
 
-		snprintf(fdlist + len, sizeof(fdlist) - len, "%s%d",
-		    i ? "," : "", wctx.listeners[i].fd);
-		keep[nkeep++] = wctx.listeners[i].fd;
+		keep[nkeep++] = l->fd;
+		if (l->is_from_fd) {
+			snprintf(fdargs[i], sizeof(fdargs[i]), "%d", l->fd);
+			extra[nextra++] = "--listen-fd";
+			extra[nextra++] = fdargs[i];
+		} else {
+			size_t len = strlen(fdlist);
+
+			snprintf(fdlist + len, sizeof(fdlist) - len, "%s%d",
+			    fdlist[0] ? "," : "", l->fd);
+		}
 	}
-	extra[0] = "--inherit-listen";
-	extra[1] = fdlist;
+	if (fdlist[0] != '\0') {
+		extra[nextra++] = "--inherit-listen";
+		extra[nextra++] = fdlist;
+	}
 	log_info("replacing the worker process: %s", why);
 	pid = handoff_spawn(extra, keep, nkeep, &chan);
 	if (pid < 0) {

@@ -812,6 +812,9 @@ int main(int argc, char **argv)
 	 * (sendfile has no MSG_NOSIGNAL); the isolated Python config leaves
 	 * signals to us (EMBEDDING.md §1). */
 	signal(SIGPIPE, SIG_IGN);
+	/* Over the file-size limit a write must fail with EFBIG (the app
+	 * sees an OSError), not kill the worker. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* Stop signals are taken by the main thread only, with sigwait. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -860,6 +863,7 @@ int main(int argc, char **argv)
 		wctx.listeners[wctx.nlisten++] = (struct listener){
 		    .ev_kind = EV_LISTEN,
 		    .fd = listenfds[i],
+		    .is_from_fd = true,
 		};
 	}
 	if (handoff_fd >= 0) {

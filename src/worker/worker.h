@@ -33,6 +33,7 @@ struct listener {
 	enum ev_kind ev_kind; /* EV_LISTEN */
 	int fd;
 	char *unix_path; /* removed on a plain stop, never on a replacement */
+	bool is_from_fd; /* --listen-fd: passed on as --listen-fd */
 };
 
 /* A SEQPACKET channel to another lodge-worker process (handoff.c): an

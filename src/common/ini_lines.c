@@ -34,7 +34,7 @@ static int ini_lines_peekc(struct ini_lines *r)
 
 	if (r->fp == NULL)
 		return r->text[r->pos] == '\0' ? EOF
-		                                : (unsigned char)r->text[r->pos];
+		                               : (unsigned char)r->text[r->pos];
 	c = ini_lines_getc(r);
 	if (c != EOF)
 		ungetc(c, r->fp);
@@ -103,8 +103,8 @@ static enum ini_line_kind ini_lines_classify(
 }
 
 /* Reports a line to the caller; false if the parse must end. */
-static bool ini_lines_report(struct ini_lines *r, enum ini_line_kind kind,
-    const char *text, size_t len)
+static bool ini_lines_report(
+    struct ini_lines *r, enum ini_line_kind kind, const char *text, size_t len)
 {
 	char buf[256];
 
@@ -139,6 +139,7 @@ static char *ini_lines_reader(char *str, int num, void *stream)
 
 	if (r->is_stopped || r->is_read_error || num < 4)
 		return NULL;
+	r->max_len = num - 1;
 
 	while (n < num - 1) {
 		c = ini_lines_getc(r);

@@ -22,7 +22,8 @@ enum ini_line_kind {
 	INI_LINE_COMMENT,      /* starts with ';' or '#' */
 	INI_LINE_SECTION,      /* "[name]" */
 	INI_LINE_PAIR,         /* "key = value" or "key: value" */
-	INI_LINE_CONTINUATION, /* indented line after a key: more of its value */
+	INI_LINE_CONTINUATION, /* indented line after a key: more of its value
+	                        */
 	INI_LINE_SYNTAX,       /* none of these: libinih reports an error */
 	INI_LINE_TOO_LONG,     /* longer than libinih's buffer */
 	INI_LINE_NUL,          /* holds a NUL byte */
@@ -36,8 +37,8 @@ enum ini_line_kind {
  * libinih sees a blank line in its place: the line is reported once and
  * never half-read.
  */
-typedef bool (*ini_lines_fn)(void *user, int lineno, enum ini_line_kind kind,
-    const char *text);
+typedef bool (*ini_lines_fn)(
+    void *user, int lineno, enum ini_line_kind kind, const char *text);
 
 struct ini_lines {
 	/* Set by the caller: exactly one source, and the callback. */
@@ -52,6 +53,7 @@ struct ini_lines {
 	 * handler can tell a continuation from a key. */
 	int lineno;
 	enum ini_line_kind kind;
+	int max_len; /* the longest line libinih can hold (199 on Debian) */
 	bool is_read_error;
 	int read_errno;
 	bool is_stopped;

@@ -11,9 +11,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <grp.h>
 #include <ini.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,8 +70,12 @@ void conf_msgs_free(struct conf_msgs *m)
 /* ---------------------------------------------------------------------- */
 /* Parsing */
 
-enum conf_section_kind { CONF_SEC_NONE, CONF_SEC_LODGE, CONF_SEC_USER,
-	CONF_SEC_SKIP };
+enum conf_section_kind {
+	CONF_SEC_NONE,
+	CONF_SEC_LODGE,
+	CONF_SEC_USER,
+	CONF_SEC_SKIP
+};
 
 struct conf_parse;
 typedef void (*conf_set_fn)(struct conf_parse *p, const char *key,
@@ -282,10 +286,10 @@ static void conf_set_home_path(struct conf_parse *p, const char *key,
 static void conf_set_abs_path(struct conf_parse *p, const char *key,
     const char *value, struct conf_limits *lim, unsigned bit)
 {
-	const char *example = strcmp(key, "socket_dir") == 0
-	    ? "/run/lodge/users"
-	    : strcmp(key, "policy") == 0 ? "/etc/lodge/policy/default.policy"
-	                                 : "/usr/sbin/lodge-worker";
+	const char *example =
+	    strcmp(key, "socket_dir") == 0 ? "/run/lodge/users"
+	    : strcmp(key, "policy") == 0   ? "/etc/lodge/policy/default.policy"
+	                                   : "/usr/sbin/lodge-worker";
 
 	if (*value != '/' || conf_has_dotdot(value) ||
 	    strlen(value) >= PATH_MAX) {
@@ -395,8 +399,8 @@ static void conf_set_num(struct conf_parse *p, const char *key,
 			n = &conf_nums[i];
 	if (n->has_max_word && strcmp(value, "max") == 0) {
 		v = 0;
-	} else if (util_parse_u64(value, n->min, n->max, n->has_suffix,
-	               &v) < 0) {
+	} else if (util_parse_u64(value, n->min, n->max, n->has_suffix, &v) <
+	           0) {
 		if (n->has_suffix)
 			conf_err(p, key,
 			    "expected a size from 16M to 1048576G (K, M, G "
@@ -414,25 +418,42 @@ static void conf_set_num(struct conf_parse *p, const char *key,
 		return;
 	}
 	switch (bit) {
-	case CONF_SET_PROCESSES: lim->processes = (unsigned)v; break;
-	case CONF_SET_THREADS: lim->threads = (unsigned)v; break;
-	case CONF_SET_MEMORY_MAX: lim->memory_max = v; break;
-	case CONF_SET_PIDS_MAX: lim->pids_max = v; break;
-	case CONF_SET_CPU_WEIGHT: lim->cpu_weight = v; break;
-	case CONF_SET_NOFILE: lim->nofile = v; break;
-	case CONF_SET_REQUEST_TIMEOUT: lim->request_timeout = (unsigned)v; break;
-	case CONF_SET_IDLE_TIMEOUT: lim->idle_timeout = (unsigned)v; break;
-	default: abort(); /* a limit in conf_keys without its case */
+	case CONF_SET_PROCESSES:
+		lim->processes = (unsigned)v;
+		break;
+	case CONF_SET_THREADS:
+		lim->threads = (unsigned)v;
+		break;
+	case CONF_SET_MEMORY_MAX:
+		lim->memory_max = v;
+		break;
+	case CONF_SET_PIDS_MAX:
+		lim->pids_max = v;
+		break;
+	case CONF_SET_CPU_WEIGHT:
+		lim->cpu_weight = v;
+		break;
+	case CONF_SET_NOFILE:
+		lim->nofile = v;
+		break;
+	case CONF_SET_REQUEST_TIMEOUT:
+		lim->request_timeout = (unsigned)v;
+		break;
+	case CONF_SET_IDLE_TIMEOUT:
+		lim->idle_timeout = (unsigned)v;
+		break;
+	default:
+		abort(); /* a limit in conf_keys without its case */
 	}
 }
 
-#define CONF_KNOWN_LODGE                                                      \
-	"users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "       \
-	"control_group, policy, seccomp, network, worker, processes, "       \
-	"threads, memory_max, pids_max, cpu_weight, nofile, "                \
+#define CONF_KNOWN_LODGE                                                       \
+	"users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "        \
+	"control_group, policy, seccomp, network, worker, processes, "         \
+	"threads, memory_max, pids_max, cpu_weight, nofile, "                  \
 	"request_timeout, idle_timeout"
-#define CONF_KNOWN_USER                                                       \
-	"processes, threads, memory_max, pids_max, cpu_weight, nofile, "     \
+#define CONF_KNOWN_USER                                                        \
+	"processes, threads, memory_max, pids_max, cpu_weight, nofile, "       \
 	"network, request_timeout, idle_timeout"
 
 static const struct conf_key conf_keys[] = {
@@ -472,7 +493,8 @@ static void conf_section(struct conf_parse *p, const char *text)
 		p->sec = CONF_SEC_LODGE;
 		return;
 	}
-	if (strncmp(text, "user", 4) != 0 || (text[4] != ' ' && text[4] != '\t')) {
+	if (strncmp(text, "user", 4) != 0 ||
+	    (text[4] != ' ' && text[4] != '\t')) {
 		conf_err(p, NULL,
 		    "[%s]: unknown section; write [lodge] for the settings "
 		    "and [user NAME] for one user's limits",
@@ -545,8 +567,9 @@ static bool conf_on_line(
 		break;
 	case INI_LINE_TOO_LONG:
 		conf_err(p, NULL,
-		    "line too long (at most 197 characters); split a long "
-		    "users list over indented lines that follow it");
+		    "line too long (at most %d characters); split a long "
+		    "users list over indented lines that follow it",
+		    p->lines.max_len);
 		break;
 	case INI_LINE_NUL:
 		conf_err(p, NULL, "line contains a NUL byte; remove it");
@@ -599,8 +622,7 @@ static int conf_handler(
 			    "%s in [user %s]; a user's section sets only "
 			    "" CONF_KNOWN_USER "%s",
 			    k == NULL ? "unknown setting" : "cannot be set",
-			    us->name,
-			    k == NULL ? "" : " (set it in [lodge])");
+			    us->name, k == NULL ? "" : " (set it in [lodge])");
 			return 1;
 		}
 		key_line = &p->key_line[i];
@@ -645,8 +667,8 @@ static void conf_defaults(struct conf_parse *p)
 	conf->log_dir = conf_strdup(p, "log_dir", "logs/lodge");
 	conf->socket_dir = conf_strdup(p, "socket_dir", "/run/lodge/users");
 	conf->socket_group = conf_strdup(p, "socket_group", "www-data");
-	conf->policy = conf_strdup(
-	    p, "policy", "/etc/lodge/policy/default.policy");
+	conf->policy =
+	    conf_strdup(p, "policy", "/etc/lodge/policy/default.policy");
 	conf->worker = conf_strdup(p, "worker", "/usr/sbin/lodge-worker");
 	conf->seccomp = CONF_SECCOMP_ENFORCE;
 	conf->limits = (struct conf_limits){
@@ -686,13 +708,20 @@ int conf_parse(const char *name, const char *text, struct conf *conf,
 		struct conf_user_section *s = &conf->sections[i];
 		struct conf_limits l = conf->limits;
 
-		if (s->set & CONF_SET_PROCESSES) l.processes = s->limits.processes;
-		if (s->set & CONF_SET_THREADS) l.threads = s->limits.threads;
-		if (s->set & CONF_SET_MEMORY_MAX) l.memory_max = s->limits.memory_max;
-		if (s->set & CONF_SET_PIDS_MAX) l.pids_max = s->limits.pids_max;
-		if (s->set & CONF_SET_CPU_WEIGHT) l.cpu_weight = s->limits.cpu_weight;
-		if (s->set & CONF_SET_NOFILE) l.nofile = s->limits.nofile;
-		if (s->set & CONF_SET_NETWORK) l.network = s->limits.network;
+		if (s->set & CONF_SET_PROCESSES)
+			l.processes = s->limits.processes;
+		if (s->set & CONF_SET_THREADS)
+			l.threads = s->limits.threads;
+		if (s->set & CONF_SET_MEMORY_MAX)
+			l.memory_max = s->limits.memory_max;
+		if (s->set & CONF_SET_PIDS_MAX)
+			l.pids_max = s->limits.pids_max;
+		if (s->set & CONF_SET_CPU_WEIGHT)
+			l.cpu_weight = s->limits.cpu_weight;
+		if (s->set & CONF_SET_NOFILE)
+			l.nofile = s->limits.nofile;
+		if (s->set & CONF_SET_NETWORK)
+			l.network = s->limits.network;
 		if (s->set & CONF_SET_REQUEST_TIMEOUT)
 			l.request_timeout = s->limits.request_timeout;
 		if (s->set & CONF_SET_IDLE_TIMEOUT)
@@ -719,7 +748,8 @@ int conf_load(const char *path, struct conf *conf, struct conf_msgs *errs)
 	memset(conf, 0, sizeof(*conf));
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
-		conf_msgs_add(errs, "%s: cannot open: %s", path, strerror(errno));
+		conf_msgs_add(
+		    errs, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
@@ -728,8 +758,10 @@ int conf_load(const char *path, struct conf *conf, struct conf_msgs *errs)
 		return -1;
 	}
 	if (st.st_size > CONF_MAX_SIZE) {
-		conf_msgs_add(errs, "%s: larger than %d bytes; is this the "
-		    "right file?", path, CONF_MAX_SIZE);
+		conf_msgs_add(errs,
+		    "%s: larger than %d bytes; is this the "
+		    "right file?",
+		    path, CONF_MAX_SIZE);
 		close(fd);
 		return -1;
 	}
@@ -744,8 +776,8 @@ int conf_load(const char *path, struct conf *conf, struct conf_msgs *errs)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			conf_msgs_add(errs, "%s: cannot read: %s", path,
-			    strerror(errno));
+			conf_msgs_add(
+			    errs, "%s: cannot read: %s", path, strerror(errno));
 			free(text);
 			close(fd);
 			return -1;
@@ -761,8 +793,8 @@ int conf_load(const char *path, struct conf *conf, struct conf_msgs *errs)
 		for (size_t i = 0; i < len && text[i] != '\0'; i++)
 			if (text[i] == '\n')
 				line++;
-		conf_msgs_add(errs, "%s:%d: line contains a NUL byte; remove it",
-		    path, line);
+		conf_msgs_add(errs,
+		    "%s:%d: line contains a NUL byte; remove it", path, line);
 		free(text);
 		return -1;
 	}
@@ -794,8 +826,8 @@ void conf_free(struct conf *conf)
 /* Resolving users against the account database */
 
 /* "FILE:LINE: SETTING" or, for a default, "FILE: SETTING (default)". */
-static void conf_where(char *buf, size_t size, const struct conf *conf,
-    int line, const char *key)
+static void conf_where(
+    char *buf, size_t size, const struct conf *conf, int line, const char *key)
 {
 	if (line > 0)
 		snprintf(buf, size, "%s:%d: %s", conf->path, line, key);
@@ -871,8 +903,8 @@ static int conf_group_members(const struct conf *conf,
 	return 0;
 }
 
-static bool conf_gid_is_forbidden(const struct conf_hosted *h, gid_t gid,
-    const gid_t *deny, size_t ndeny)
+static bool conf_gid_is_forbidden(
+    const struct conf_hosted *h, gid_t gid, const gid_t *deny, size_t ndeny)
 {
 	if (gid == 0 || gid == h->socket_gid ||
 	    (h->has_control_gid && gid == h->control_gid))
@@ -934,8 +966,8 @@ static int conf_resolve_user(const struct conf *conf,
 	if (pw->pw_uid == 0 || pw->pw_uid < conf->min_uid ||
 	    pw->pw_uid == CONF_OVERFLOW_UID) {
 		conf_msgs_add(warns,
-		    "%s: user '%s'%s has uid %u, %s; never hosted",
-		    where, cand->name, via, (unsigned)pw->pw_uid,
+		    "%s: user '%s'%s has uid %u, %s; never hosted", where,
+		    cand->name, via, (unsigned)pw->pw_uid,
 		    pw->pw_uid == 0 ? "root"
 		    : pw->pw_uid == CONF_OVERFLOW_UID
 		        ? "the overflow uid (nobody)"
@@ -988,7 +1020,8 @@ static int conf_resolve_user(const struct conf *conf,
 
 		for (int j = 0; j < n; j++)
 			is_dup |= groups[j] == groups[i];
-		if (!is_dup && !conf_gid_is_forbidden(h, groups[i], deny, ndeny))
+		if (!is_dup &&
+		    !conf_gid_is_forbidden(h, groups[i], deny, ndeny))
 			groups[n++] = groups[i];
 	}
 
@@ -1043,8 +1076,8 @@ int conf_resolve(const struct conf *conf, struct conf_hosted *h,
 	else
 		h->socket_gid = gr->gr_gid;
 	if (conf->control_group != NULL) {
-		conf_where(where, sizeof(where), conf,
-		    conf->line_control_group, "control_group");
+		conf_where(where, sizeof(where), conf, conf->line_control_group,
+		    "control_group");
 		gr = getgrnam(conf->control_group);
 		if (gr == NULL) {
 			conf_msgs_add(errs,
@@ -1065,8 +1098,8 @@ int conf_resolve(const struct conf *conf, struct conf_hosted *h,
 	for (size_t i = 0; i < conf->nentries; i++) {
 		const struct conf_entry *e = &conf->entries[i];
 		int rc = e->is_group
-		    ? conf_group_members(conf, e, &cands, warns)
-		    : conf_cand_add(&cands, e->name, e->line, NULL);
+		             ? conf_group_members(conf, e, &cands, warns)
+		             : conf_cand_add(&cands, e->name, e->line, NULL);
 
 		if (rc < 0)
 			goto oom;
@@ -1098,7 +1131,8 @@ int conf_resolve(const struct conf *conf, struct conf_hosted *h,
 			    conf->path, s->line, s->name, s->name);
 	}
 	if (h->nusers == 0)
-		conf_msgs_add(warns, "%s: users: nobody is hosted; list users "
+		conf_msgs_add(warns,
+		    "%s: users: nobody is hosted; list users "
 		    "or @groups in [lodge], like 'users = alice @webusers'",
 		    conf->path);
 	for (size_t i = 0; i < cands.n; i++)

@@ -38,12 +38,15 @@
 #define CONF_DEFAULT_PATH "/etc/lodge/lodge.conf"
 #define CONF_MAX_PROCESSES 64
 #define CONF_MAX_THREADS 256
-#define CONF_MAX_NAME 32    /* user and group names */
+#define CONF_MAX_NAME 32        /* user and group names */
 #define CONF_MAX_SIZE (1 << 20) /* the config file, bytes */
 
 enum conf_network { CONF_NET_HOST = 0, CONF_NET_LOOPBACK };
-enum conf_seccomp { CONF_SECCOMP_ENFORCE = 0, CONF_SECCOMP_LOG,
-	CONF_SECCOMP_KILL };
+enum conf_seccomp {
+	CONF_SECCOMP_ENFORCE = 0,
+	CONF_SECCOMP_LOG,
+	CONF_SECCOMP_KILL
+};
 
 /* The limits of a user's workers: the [lodge] defaults, overridden field
  * by field in [user NAME].  Sizes in bytes; 0 in memory_max, pids_max:

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 
 #include "lodged.h"
 #include "log.h"
+#include "sandbox.h"
 
 /* The one context of this process, and nothing else global but the
  * logging state (log.c): signals arrive through a signalfd. */
@@ -37,8 +39,8 @@ static void usage(FILE *f)
 	fprintf(f,
 	    "usage: lodged [--config FILE] [--foreground]\n"
 	    "       lodged [--config FILE] --check-config [FILE]\n"
-	    "  --config FILE        the configuration (default " CONF_DEFAULT_PATH
-	    ")\n"
+	    "  --config FILE        the configuration "
+	    "(default " CONF_DEFAULT_PATH ")\n"
 	    "  --foreground         stay in the foreground (for systemd)\n"
 	    "  --check-config       check the configuration, print every "
 	    "error and exit\n");
@@ -129,7 +131,10 @@ static void lodged_socket_dir(const char *dir)
 			continue;
 		char c = *s;
 		*s = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		/* chmod: the umask (077) would take group and other's x. */
+		if (mkdir(path, 0755) == 0)
+			(void)chmod(path, 0755);
+		else if (errno != EEXIST)
 			fatal("socket_dir %s: cannot create %s: %s", dir, path,
 			    strerror(errno));
 		*s = c;
@@ -140,7 +145,8 @@ static void lodged_socket_dir(const char *dir)
 		fatal("socket_dir %s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		fatal("socket_dir %s: not a directory; remove it or set "
-		      "socket_dir to another path", dir);
+		      "socket_dir to another path",
+		    dir);
 	if (st.st_uid != 0 || (st.st_mode & 022) != 0)
 		fatal("socket_dir %s: owned by uid %u with mode %04o; it must "
 		      "be root's and writable by root only (chown root %s; "
@@ -164,8 +170,8 @@ static int lodged_socket_open(struct lodged_ctx *ctx, struct lodged_user *u)
 
 	snprintf(u->sock_path, sizeof(u->sock_path), "%s/%s.sock",
 	    ctx->conf.socket_dir, u->cu.name);
-	snprintf(tmp, sizeof(tmp), "%s/%s.new", ctx->conf.socket_dir,
-	    u->cu.name);
+	snprintf(
+	    tmp, sizeof(tmp), "%s/%s.new", ctx->conf.socket_dir, u->cu.name);
 	if (lstat(u->sock_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
 		log_error("socket %s: exists and is not a socket; remove it "
 		          "(user %s gets no socket until then)",
@@ -250,12 +256,23 @@ static struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name)
 /* Configuration */
 
 /* Loads and resolves path; on failure logs every error and returns -1. */
-static int lodged_load(const char *path, struct conf *conf,
-    struct conf_hosted *h)
+static int lodged_load(
+    const char *path, struct conf *conf, struct conf_hosted *h)
 {
 	struct conf_msgs errs = {0}, warns = {0};
+	struct stat st;
 	int rc = -1;
 
+	/* The config names the binary lodged runs as each user and the
+	 * policy that confines it: only root may be able to change it. */
+	if (stat(path, &st) == 0 && (st.st_uid != 0 || (st.st_mode & 022))) {
+		log_error("%s: owned by uid %u with mode %04o; it must be "
+		          "root's and writable by root only (chown root %s; "
+		          "chmod 644 %s)",
+		    path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+		    path, path);
+		return -1;
+	}
 	if (conf_load(path, conf, &errs) == 0) {
 		if (conf_resolve(conf, h, &errs, &warns) == 0)
 			rc = 0;
@@ -269,9 +286,13 @@ static int lodged_load(const char *path, struct conf *conf,
 	return rc;
 }
 
-static bool streq_null(const char *a, const char *b)
+static size_t lodged_nhosted(const struct lodged_ctx *ctx)
 {
-	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+	size_t n = 0;
+
+	for (size_t i = 0; i < ctx->nusers; i++)
+		n += !ctx->users[i]->is_removed;
+	return n;
 }
 
 /*
@@ -303,8 +324,8 @@ static void lodged_reload(struct lodged_ctx *ctx)
 			fatal("out of memory");
 	}
 	is_global_changed = strcmp(conf.worker, ctx->conf.worker) != 0 ||
-	    strcmp(conf.policy, ctx->conf.policy) != 0 ||
-	    conf.seccomp != ctx->conf.seccomp;
+	                    strcmp(conf.policy, ctx->conf.policy) != 0 ||
+	                    conf.seccomp != ctx->conf.seccomp;
 
 	/* Users no longer hosted. */
 	for (size_t i = 0; i < ctx->nusers; i++) {
@@ -339,7 +360,8 @@ static void lodged_reload(struct lodged_ctx *ctx)
 		ctx->socket_gid = h.socket_gid;
 		for (size_t i = 0; i < ctx->nusers; i++)
 			if (ctx->users[i]->listen_fd >= 0 &&
-			    chown(ctx->users[i]->sock_path, 0, h.socket_gid) < 0)
+			    chown(ctx->users[i]->sock_path, 0, h.socket_gid) <
+			        0)
 				log_error("socket %s: chown: %s",
 				    ctx->users[i]->sock_path, strerror(errno));
 	}
@@ -375,39 +397,99 @@ static void lodged_reload(struct lodged_ctx *ctx)
 	}
 	conf_hosted_free(&h);
 	log_info("%s: loaded; %zu user(s) hosted", ctx->config_path,
-	    ctx->nusers);
+	    lodged_nhosted(ctx));
 }
 
 /* ---------------------------------------------------------------------- */
 /* cgroups */
 
+/* Writes s to path (a cgroup file); 0 or -1 (errno). */
+static int lodged_write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+	int saved;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, s, strlen(s));
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
 /*
- * Decides once whether workers get cgroup limits.  They need a unified
- * (v2) hierarchy with the memory, pids and cpu controllers delegated to
- * lodged; on a hybrid or v1 host only rlimits apply, and lodged says so
- * once at start.
+ * Decides once, at start, whether workers get cgroup limits.  They need
+ * a unified (v2) hierarchy where lodged's own cgroup was delegated to it
+ * (lodge.service with Delegate=yes).  Then, following systemd's
+ * CGROUP_DELEGATION.md (no processes in inner nodes), lodged moves itself
+ * into <own>/supervisor and enables cpu, memory and pids for the
+ * children, and the sandbox puts each user's workers in <own>/u-USER.
+ * Anything else (hybrid or v1 host, the root cgroup, no controllers):
+ * only rlimits apply, and lodged says why once.
  */
 static void lodged_detect_cgroups(struct lodged_ctx *ctx)
 {
+	static char dir[PATH_MAX];
+	char why[512], line[PATH_MAX], path[PATH_MAX + 32], pid[32];
 	struct statfs sfs;
+	FILE *f;
 
 	ctx->cgroup_dir = NULL;
-	if (statfs("/sys/fs/cgroup", &sfs) < 0) {
-		log_warn("cgroup limits are off: /sys/fs/cgroup: %s; only "
-		         "rlimits apply",
-		    strerror(errno));
+	why[0] = '\0';
+	if (statfs("/sys/fs/cgroup", &sfs) < 0 ||
+	    sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		if (sandbox_cgroup_detect(NULL, why, sizeof(why)) < 0) {
+			log_warn("cgroup limits are off: %s", why);
+			return;
+		}
+	}
+	/* Our own cgroup: the "0::/path" line of /proc/self/cgroup. */
+	dir[0] = '\0';
+	f = fopen("/proc/self/cgroup", "re");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "0::/", 4) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s",
+			    strcmp(line + 3, "/") == 0 ? "" : line + 3);
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+	if (dir[0] == '\0' || strcmp(dir, "/sys/fs/cgroup") == 0) {
+		log_warn("cgroup limits are off: lodged runs in the root "
+		         "cgroup (run it as lodge.service with Delegate=yes); "
+		         "only rlimits apply");
 		return;
 	}
-	if (sfs.f_type != CGROUP2_SUPER_MAGIC) {
-		log_warn("cgroup limits are off: /sys/fs/cgroup is not a "
-		         "unified (v2) hierarchy (hybrid or v1 host); only "
-		         "rlimits apply (memory_max, pids_max and cpu_weight "
-		         "become RLIMIT_AS and RLIMIT_NPROC, or nothing)");
+	snprintf(path, sizeof(path), "%s/supervisor", dir);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		log_warn("cgroup limits are off: mkdir %s: %s (is the cgroup "
+		         "delegated?); only rlimits apply",
+		    path, strerror(errno));
 		return;
 	}
-	log_warn("cgroup limits are off: the delegated cgroup v2 setup "
-	         "(lodge.service with Delegate=yes) is not built into this "
-	         "lodged yet; only rlimits apply");
+	snprintf(path, sizeof(path), "%s/supervisor/cgroup.procs", dir);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	if (lodged_write_file(path, pid) < 0) {
+		log_warn("cgroup limits are off: %s: %s; only rlimits apply",
+		    path, strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	if (lodged_write_file(path, "+cpu +memory +pids") < 0) {
+		log_warn("cgroup limits are off: %s: %s (other processes in "
+		         "%s?); only rlimits apply",
+		    path, strerror(errno), dir);
+		return;
+	}
+	if (sandbox_cgroup_detect(dir, why, sizeof(why)) < 0) {
+		log_warn("cgroup limits are off: %s", why);
+		return;
+	}
+	ctx->cgroup_dir = dir;
+	log_info("cgroup limits are on: users' workers go in %s/u-USER", dir);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -435,8 +517,8 @@ static void lodged_begin_stop(struct lodged_ctx *ctx, int sig)
 {
 	if (ctx->is_stopping)
 		return;
-	log_info("%s: stopping %zu worker(s)", strsignal(sig),
-	    lodged_nrunning(ctx));
+	log_info(
+	    "%s: stopping %zu worker(s)", strsignal(sig), lodged_nrunning(ctx));
 	ctx->is_stopping = true;
 	ctx->stop_deadline_ms = util_now_ms() + LODGED_STOP_TIMEOUT_MS;
 	for (size_t i = 0; i < ctx->nusers; i++) {
@@ -492,25 +574,31 @@ static void lodged_run(struct lodged_ctx *ctx)
 				ctx->has_killed = true;
 			}
 			timeout = ctx->has_killed
-			    ? 1000
-			    : (int)(ctx->stop_deadline_ms - now);
+			              ? 1000
+			              : (int)(ctx->stop_deadline_ms - now);
 		}
 		n = epoll_wait(ctx->epfd, evs, 64, timeout);
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait: %s", strerror(errno));
+		/* Connections first, signals last: a signal may free a
+		 * user (SIGHUP removing it, SIGCHLD for its last worker)
+		 * that a later event of this batch would point to. */
+		bool has_signal = false;
+
 		for (int i = 0; i < n; i++) {
 			struct lodged_user *u = evs[i].data.ptr;
 
 			if (u == NULL) {
-				lodged_signals(ctx);
+				has_signal = true;
 				continue;
 			}
-			/* A connection waits on u's socket: the signals
-			 * handled above may have stopped watching it. */
-			if (!u->is_watched || ctx->is_stopping)
-				continue;
-			supervise_start(ctx, u);
+			/* A connection waits on u's socket, and no worker
+			 * of u runs (the socket is watched only then). */
+			if (u->is_watched && !ctx->is_stopping)
+				supervise_start(ctx, u);
 		}
+		if (has_signal)
+			lodged_signals(ctx);
 	}
 }
 
@@ -546,8 +634,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else {
-			fprintf(stderr, "lodged: unknown argument '%s'\n",
-			    argv[i]);
+			fprintf(
+			    stderr, "lodged: unknown argument '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}

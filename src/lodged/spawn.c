@@ -148,8 +148,8 @@ static int child_init(const struct spawn_plan *pl, const char **what_r)
 }
 
 /* Step 10: req->fds become 3, 4, 5, ...; the report pipe sits right above
- * them (still close-on-exec); stdin reads /dev/null; everything else is
- * closed.  Sources may overlap targets (fds[0] == 4, fds[1] == 3), so every
+ * them (still close-on-exec); stdin, stdout and stderr are /dev/null;
+ * everything else is closed.  Sources may overlap targets (fds[0] == 4, fds[1] == 3), so every
  * source is first copied above all of them. */
 static int place_fds(struct spawn_plan *pl, const char **what_r)
 {
@@ -175,9 +175,12 @@ static int place_fds(struct spawn_plan *pl, const char **what_r)
 	if (dup3(report, 3 + req->nfds, O_CLOEXEC) < 0)
 		return -1;
 	pl->report_fd = 3 + req->nfds;
-	*what_r = "stdin /dev/null";
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0 || dup2(devnull, 0) < 0)
+	/* stdout and stderr too: lodged's own log must never be writable
+	 * by user code (a worker logs to a file of its own, as the user). */
+	*what_r = "stdio /dev/null";
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
+	    dup2(devnull, 2) < 0)
 		return -1;
 	/* Leaked descriptors are how runc's CVE-2024-21626 escaped, and how
 	 * a naive launcher let a worker read /etc/shadow (SANDBOX.md §2). */

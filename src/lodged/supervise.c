@@ -21,8 +21,10 @@
 static enum spawn_network supervise_network(enum conf_network n)
 {
 	switch (n) {
-	case CONF_NET_HOST: return SPAWN_NET_HOST;
-	case CONF_NET_LOOPBACK: return SPAWN_NET_LOOPBACK;
+	case CONF_NET_HOST:
+		return SPAWN_NET_HOST;
+	case CONF_NET_LOOPBACK:
+		return SPAWN_NET_LOOPBACK;
 	}
 	abort();
 }
@@ -30,9 +32,12 @@ static enum spawn_network supervise_network(enum conf_network n)
 static enum spawn_seccomp_mode supervise_seccomp(enum conf_seccomp s)
 {
 	switch (s) {
-	case CONF_SECCOMP_ENFORCE: return SPAWN_SECCOMP_ENFORCE;
-	case CONF_SECCOMP_LOG: return SPAWN_SECCOMP_LOG;
-	case CONF_SECCOMP_KILL: return SPAWN_SECCOMP_KILL;
+	case CONF_SECCOMP_ENFORCE:
+		return SPAWN_SECCOMP_ENFORCE;
+	case CONF_SECCOMP_LOG:
+		return SPAWN_SECCOMP_LOG;
+	case CONF_SECCOMP_KILL:
+		return SPAWN_SECCOMP_KILL;
 	}
 	abort();
 }
@@ -69,31 +74,97 @@ static void supervise_crashed(struct lodged_ctx *ctx, struct lodged_user *u,
 	}
 }
 
-/* The homes of the other hosted users, for the sandbox to hide. */
+/*
+ * What the sandbox hides: the folders holding hosted users' homes (usually
+ * just /home), as a whole, so that no other home, hosted or not, is even
+ * visible; the sandbox binds the user's own home back.  A home whose
+ * folder is a system one (/, /var, /srv/...) is hidden by itself instead.
+ */
 static const char **supervise_hide_list(
     struct lodged_ctx *ctx, struct lodged_user *u, int *n_r)
 {
-	const char **hide = calloc(ctx->nusers + 1, sizeof(*hide));
+	static const char *const system_dirs[] = {"/", "/var", "/usr", "/etc",
+	    "/opt", "/srv", "/lib", "/run", "/tmp", NULL};
+	const char **hide = calloc(2 * ctx->nusers + 2, sizeof(*hide));
+	char **parents = calloc(ctx->nusers + 1, sizeof(*parents));
 	int n = 0;
 
-	if (hide == NULL)
+	if (hide == NULL || parents == NULL) {
+		free(hide);
+		free(parents);
 		return NULL;
+	}
 	for (size_t i = 0; i < ctx->nusers; i++) {
 		const char *home = ctx->users[i]->cu.home;
+		const char *slash = strrchr(home, '/');
+		bool is_system = false, is_dup = false;
+		char parent[UTIL_MAX_PATH];
 
-		if (ctx->users[i] != u && strcmp(home, u->cu.home) != 0)
-			hide[n++] = home;
+		if (slash == NULL || slash == home)
+			snprintf(parent, sizeof(parent), "/");
+		else
+			snprintf(parent, sizeof(parent), "%.*s",
+			    (int)(slash - home), home);
+		for (int k = 0; system_dirs[k] != NULL; k++)
+			if (strcmp(parent, system_dirs[k]) == 0)
+				is_system = true;
+		if (is_system) {
+			if (strcmp(home, u->cu.home) != 0)
+				hide[n++] = home;
+			continue;
+		}
+		for (int k = 0; k < n; k++)
+			if (strcmp(hide[k], parent) == 0)
+				is_dup = true;
+		if (!is_dup) {
+			parents[i] = strdup(parent);
+			if (parents[i] != NULL)
+				hide[n++] = parents[i];
+		}
 	}
+	/* The strings live in the spawn request: freed with the list. */
+	hide[2 * ctx->nusers + 1] = (const char *)parents;
 	*n_r = n;
 	return hide;
 }
+
+static void supervise_hide_free(struct lodged_ctx *ctx, const char **hide)
+{
+	char **parents = (char **)hide[2 * ctx->nusers + 1];
+
+	for (size_t i = 0; i < ctx->nusers; i++)
+		free(parents[i]);
+	free(parents);
+	free(hide);
+}
+
+/* "1001,1002": the user's groups as the worker's --expect-groups. */
+static int supervise_groups_arg(
+    const struct conf_user *cu, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < cu->ngroups; i++) {
+		int n = snprintf(buf + len, size - len, "%s%u", i ? "," : "",
+		    (unsigned)cu->groups[i]);
+
+		if (n < 0 || (size_t)n >= size - len)
+			return -1;
+		len += (size_t)n;
+	}
+	return 0;
+}
+
+#define SUPERVISE_TMP_SIZE (128ULL << 20) /* each private tmpfs */
+#define SUPERVISE_FSIZE (1ULL << 30)      /* RLIMIT_FSIZE */
 
 /* Starts slot s of u: 0, or -1 after logging why (a crash is recorded). */
 static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
     struct lodged_slot *s, int64_t now)
 {
-	char threads[16], idle[16], err[512];
-	const char *argv[16];
+	char threads[16], idle[16], err[512], groups[1024];
+	const char *argv[20];
 	int argc = 0;
 	int nhide = 0;
 	const char **hide;
@@ -117,8 +188,19 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 		argv[argc++] = "--idle-exit";
 		argv[argc++] = idle;
 	}
+	/* The worker checks, before any user code, that it runs with
+	 * exactly these groups (and no capability, no_new_privs, seccomp). */
 	argv[argc++] = "--sandboxed";
+	argv[argc++] = "--expect-groups";
+	argv[argc++] = groups;
 	argv[argc] = NULL;
+	if (supervise_groups_arg(&u->cu, groups, sizeof(groups)) < 0) {
+		log_error("worker %s: too many groups (%d) for the command "
+		          "line",
+		    u->cu.name, u->cu.ngroups);
+		supervise_crashed(ctx, u, s, now);
+		return -1;
+	}
 
 	hide = supervise_hide_list(ctx, u, &nhide);
 	if (hide == NULL) {
@@ -140,6 +222,10 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	    .pids_max = u->cu.limits.pids_max,
 	    .cpu_weight = u->cu.limits.cpu_weight,
 	    .nofile = u->cu.limits.nofile,
+	    /* RAM-backed /tmp, /var/tmp, /dev/shm are bounded, and so is any
+	     * one file (a full disk is everybody's problem). */
+	    .tmp_size = SUPERVISE_TMP_SIZE,
+	    .fsize = SUPERVISE_FSIZE,
 	    .cgroup_dir = ctx->cgroup_dir,
 	    .policy_path = ctx->conf.policy,
 	    .seccomp_mode = supervise_seccomp(ctx->conf.seccomp),
@@ -150,7 +236,7 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	};
 	err[0] = '\0';
 	rc = spawn_worker(&req, &pid, err, sizeof(err));
-	free(hide);
+	supervise_hide_free(ctx, hide);
 	if (rc < 0) {
 		log_error("worker %s: %s", u->cu.name,
 		    err[0] != '\0' ? err : "could not be started");
@@ -294,8 +380,8 @@ int supervise_timers(struct lodged_ctx *ctx, int64_t now)
 	return (int)next;
 }
 
-void supervise_signal_user(struct lodged_ctx *ctx, struct lodged_user *u,
-    int sig)
+void supervise_signal_user(
+    struct lodged_ctx *ctx, struct lodged_user *u, int sig)
 {
 	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++) {
 		struct lodged_slot *s = &u->slots[i];

@@ -569,6 +569,17 @@ static void sandbox_selfcheck(const char *expect_groups)
 	    "no_new_privs, seccomp filter)", (int)e.uid);
 }
 
+static int open_worker_log(const char *dir)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s/worker.log", dir) >=
+	    (int)sizeof(path))
+		return -1;
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+	    0640);
+}
+
 /* Parses "3,4,5" into fds; returns the count or -1. */
 static int parse_fd_list(const char *s, int *fds, int max)
 {
@@ -805,6 +816,18 @@ int main(int argc, char **argv)
 			fatal("--app-process needs --handoff-fd");
 	}
 
+	if (is_sandboxed && wctx.log_dir != NULL) {
+		/* Under lodged, stdout and stderr are /dev/null: the worker's
+		 * own lines go to LOGDIR/worker.log, written as the user. */
+		int fd;
+
+		if (mkdir_p(wctx.log_dir, 0750) == 0 &&
+		    (fd = open_worker_log(wctx.log_dir)) >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+	}
 	if (is_sandboxed)
 		sandbox_selfcheck(expect_groups);
 

@@ -9,7 +9,7 @@ users with userdel -r, even when a test failed.
 
 Environment: LODGED and LODGE_WORKER name the binaries under test.  The
 worker is copied into a temp dir that every user can traverse (the build
-tree may not be).  If the worker does not know --sandboxed yet, a small
+tree may not be, and the sandbox gives workers a /tmp of their own).  If the worker does not know --sandboxed yet, a small
 wrapper script that drops that one option is installed as the worker, so
 the launcher can be tested before the worker side lands; the test says so
 on stderr.
@@ -86,6 +86,7 @@ def request(path, timeout=TIMEOUT):
                      "sockets owned by root:www-data, setuid workers)")
 class LodgedTest(unittest.TestCase):
     tmp = None
+    bindir = None
     proc = None
     users = []
 
@@ -106,17 +107,23 @@ class LodgedTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="lodged-test-")
         if os.environ.get("LODGE_TEST_KEEP"):
             print("lodged test dir: %s" % cls.tmp, file=sys.stderr)
-        # A dir every user can traverse, for the worker binary.
-        bindir = os.path.join(cls.tmp, "bin")
-        os.mkdir(bindir)
-        os.chmod(cls.tmp, 0o755)
+        # A dir every user can traverse, for the worker binary, outside
+        # the build tree (maybe not traversable) and outside what the
+        # sandbox replaces or hides (/tmp, /var/tmp, /dev/shm, /run/lodge,
+        # homes).
+        bindir = cls.bindir = tempfile.mkdtemp(prefix="lodgetest-bin-",
+                                               dir="/var/lib")
         os.chmod(bindir, 0o755)
         worker_bin = os.path.join(bindir, "lodge-worker")
         shutil.copy2(os.environ["LODGE_WORKER"], worker_bin)
         os.chmod(worker_bin, 0o755)
         cls.worker_path = worker_bin
         with open(worker_bin, "rb") as f:
-            knows_sandboxed = b"sandboxed" in f.read()
+            data = f.read()
+        knows_sandboxed = b"sandboxed" in data
+        # An AddressSanitizer worker reserves terabytes of shadow memory:
+        # no RLIMIT_AS for it (memory_max = max).
+        cls.is_asan = b"__asan_init" in data
         if not knows_sandboxed:
             print("note: lodge-worker does not know --sandboxed yet; "
                   "testing through a wrapper that drops it",
@@ -143,6 +150,11 @@ class LodgedTest(unittest.TestCase):
         cls.good_conf = cls._config()
         with open(cls.conf, "w") as f:
             f.write(cls.good_conf)
+        # A stale socket (no one listening) where USER_A's goes: lodged
+        # replaces it.
+        os.mkdir(cls.socket_dir, 0o755)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.bind(os.path.join(cls.socket_dir, USER_A + ".sock"))
         cls.log_path = os.path.join(cls.tmp, "lodged.log")
         cls.log = open(cls.log_path, "w")
         cls.proc = subprocess.Popen(
@@ -179,16 +191,21 @@ class LodgedTest(unittest.TestCase):
             "worker = %s\n"
             "policy = %s\n"
             "threads = 2\n"
+            "%s"
             "\n"
             "[user %s]\n"
             "idle_timeout = 2\n"
+            "\n"
+            "[user %s]\n"
+            "processes = 2\n"
             "%s"
             % (USER_A, USER_B, USER_C, LOW_UID_USER, cls.socket_dir,
                cls.worker_path,
                os.path.abspath(os.path.join(
                    os.path.dirname(__file__), "..", "..", "policy",
                    "default.policy")),
-               USER_B, extra))
+               "memory_max = max\n" if cls.is_asan else "",
+               USER_B, USER_A, extra))
 
     @classmethod
     def _tear_down(cls):
@@ -204,6 +221,8 @@ class LodgedTest(unittest.TestCase):
             run("pkill", "-KILL", "-u", name, check=False)
             run("userdel", "-r", name, check=False)
         cls.users = []
+        if cls.bindir:
+            shutil.rmtree(cls.bindir, ignore_errors=True)
         if cls.tmp and not os.environ.get("LODGE_TEST_KEEP"):
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
@@ -262,11 +281,13 @@ class LodgedTest(unittest.TestCase):
     def test_03_serves_as_user(self):
         self.assert_serves_as(USER_A)
         self.assert_serves_as(USER_B)
-        # Several requests, one worker.
+        # Several requests; USER_A has processes = 2: two workers share
+        # the socket, started together on the first connection.
         for _ in range(5):
             self.assert_serves_as(USER_A)
-        self.assertEqual(len(self.started_pids(USER_A)), 1,
-                         self.read_log())
+        pids = self.started_pids(USER_A)
+        self.assertEqual(len(set(pids)), 2, self.read_log())
+        self.assertEqual(len(self.started_pids(USER_B)), 1, self.read_log())
 
     def test_04_killed_worker_restarts(self):
         self.assert_serves_as(USER_A)
@@ -369,6 +390,55 @@ class LodgedTest(unittest.TestCase):
                            text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("%s: ok" % self.conf, r.stdout)
+
+    def test_10_sighup_changed_settings_replace_workers(self):
+        # A changed limit replaces USER_A's workers gracefully (SIGTERM,
+        # they drain and exit 0); the next connection starts new ones.
+        self.assert_serves_as(USER_A)
+        before = len(self.started_pids(USER_A))
+        try:
+            with open(self.conf, "w") as f:
+                f.write(self.good_conf.replace("processes = 2",
+                                               "processes = 1"))
+            self.proc.send_signal(signal.SIGHUP)
+            self.assert_log(r"user %s: settings changed; replacing its "
+                            r"workers" % USER_A)
+            self.assert_log(r"worker %s \(pid \d+\): stopped, exited with "
+                            r"status 0" % USER_A)
+            self.assert_serves_as(USER_A)
+            self.assertTrue(wait_for(
+                lambda: len(self.started_pids(USER_A)) == before + 1))
+        finally:
+            with open(self.conf, "w") as f:
+                f.write(self.good_conf)
+            self.proc.send_signal(signal.SIGHUP)
+
+    def test_11_path_not_a_socket(self):
+        # A regular file where a new user's socket would go is left alone
+        # and reported; that user gets no socket, the others keep theirs.
+        path = self.sock(USER_D)
+        with open(path, "w") as f:
+            f.write("not a socket\n")
+        conf = self.good_conf.replace(", %s\n" % USER_C,
+                                      ", %s %s\n" % (USER_C, USER_D))
+        try:
+            with open(self.conf, "w") as f:
+                f.write(conf)
+            self.proc.send_signal(signal.SIGHUP)
+            self.assert_log(r"socket %s: exists and is not a socket"
+                            % re.escape(path))
+            self.assertTrue(stat.S_ISREG(os.lstat(path).st_mode))
+            self.assert_serves_as(USER_A)
+        finally:
+            loads = self.read_log().count("loaded; 3 user")
+            with open(self.conf, "w") as f:
+                f.write(self.good_conf)
+            self.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(
+            lambda: self.read_log().count("loaded; 3 user") > loads),
+            self.read_log())
+        self.assertTrue(stat.S_ISREG(os.lstat(path).st_mode))
+        os.unlink(path)
 
     def test_99_sigterm_stops_everything(self):
         self.assert_serves_as(USER_A)

@@ -136,11 +136,18 @@ static void req_reset(struct req *r, struct conn *c, uint64_t max_body)
 {
 	char *head = r->head, *out = r->out;
 	size_t head_size = r->head_size;
+	void (*block_begin)(struct req *) = r->block_begin;
+	void (*block_end)(struct req *) = r->block_end;
+	void *block_arg = r->block_arg;
 
 	memset(r, 0, sizeof(*r));
 	r->head = head;
 	r->head_size = head_size;
 	r->out = out;
+	/* The hooks belong to the thread (set while it holds the GIL). */
+	r->block_begin = block_begin;
+	r->block_end = block_end;
+	r->block_arg = block_arg;
 	r->c = c;
 	r->max_body = max_body;
 	r->content_length = -1;

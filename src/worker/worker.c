@@ -252,6 +252,7 @@ static int serve_request(struct wthread *t, struct req *r)
 	if (app->is_process_mode && wctx.app_process == NULL) {
 		/* Its own process serves it: hand the connection over with
 		 * every byte read so far. */
+		wsgi_gil_drop(t);
 		if (procmode_route(app, r->c) == 0)
 			return 1;
 		conn_send_error(r, 503, false);
@@ -263,6 +264,8 @@ static int serve_request(struct wthread *t, struct req *r)
 		conn_send_error(r, 500, r->keep_alive && r->body_done);
 		return r->keep_alive && r->body_done ? 0 : -1;
 	}
+	if (app->max_inflight > 0)
+		wsgi_gil_drop(t); /* the cap may make us wait */
 	app_cap_enter(app);
 	rc = wsgi_serve(t, gen, r);
 	app_cap_leave(app);
@@ -293,6 +296,8 @@ static void serve_conn(struct wthread *t, struct conn *c)
 		    &status, &err)) {
 		case CONN_READ_AGAIN:
 			atomic_fetch_sub(&wctx.busy, 1);
+			if (atomic_load(&wctx.is_draining))
+				wsgi_gil_drop(t); /* the hand-over may wait */
 			if (atomic_load(&wctx.stopping) && !c->head_started &&
 			    wctx.app_process == NULL) {
 				conn_close(c);
@@ -326,6 +331,8 @@ static void serve_conn(struct wthread *t, struct conn *c)
 			 * parent routes what comes next): release it
 			 * without a pointless read. */
 			atomic_fetch_sub(&wctx.busy, 1);
+			if (atomic_load(&wctx.is_draining))
+				wsgi_gil_drop(t); /* the hand-over may wait */
 			conn_release(c);
 			return;
 		}
@@ -376,9 +383,22 @@ static void *serve_thread(void *arg)
 	t->main_ts = PyThreadState_New(PyInterpreterState_Main());
 	for (;;) {
 		struct epoll_event ev;
-		int n = epoll_wait(wctx.epfd, &ev, 1, WORKER_SWEEP_MS);
-		int64_t now = util_now_ms();
-		long long last = atomic_load(&wctx.last_sweep);
+		int n = 0;
+		int64_t now;
+		long long last;
+
+		/* Holding the GIL from the last request: serve a connection
+		 * that is ready now under it; anything else, or nothing,
+		 * first lets it go. */
+		if (t->held_ts != NULL) {
+			n = epoll_wait(wctx.epfd, &ev, 1, 0);
+			if (n <= 0 || *(enum ev_kind *)ev.data.ptr != EV_CONN)
+				wsgi_gil_drop(t);
+		}
+		if (n <= 0)
+			n = epoll_wait(wctx.epfd, &ev, 1, WORKER_SWEEP_MS);
+		now = util_now_ms();
+		last = atomic_load(&wctx.last_sweep);
 
 		if (now - last >= WORKER_SWEEP_MS &&
 		    atomic_compare_exchange_strong(&wctx.last_sweep, &last, now))

@@ -142,6 +142,9 @@ struct wthread {
 	PyThreadState *main_ts; /* permanent, first on the thread (§5.6) */
 	struct cgi_env *cgi;
 	struct req req;
+	PyThreadState *held_ts; /* the GIL is held (kept between requests) */
+	int64_t held_since;
+	int nheld;
 	PyThreadState *gil_ts; /* saved while a wait released the GIL */
 	int gil_depth;
 	/* The GIL queue (wsgi.c). */
@@ -303,6 +306,8 @@ int wsgi_prepare(struct app_gen *gen, char *reason, size_t reason_size);
 /* Serves one request in gen; the calling thread holds no GIL.  Returns 0
  * if the connection may carry another request, -1 to close it. */
 int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r);
+/* Lets go of a GIL that wsgi_serve kept for the next request. */
+void wsgi_gil_drop(struct wthread *t);
 /* Logs the current Python exception with its traceback to app's log and
  * clears it; fills reason (may be NULL) with its one-line summary. */
 void wsgi_log_exception(struct app *app, const char *what, char *reason,

@@ -25,6 +25,10 @@
 
 #include "http.h"
 #include "log.h"
+#include "util.h"
+
+#define WSGI_BATCH_MAX 16 /* requests one thread runs per GIL hold */
+#define WSGI_BATCH_MS 2   /* ... or this long */
 
 /* Per-interpreter state of the _lodge module. */
 struct wsgi_state {
@@ -833,6 +837,16 @@ static void gil_acquire(struct wthread *t, PyThreadState *ts)
 	pthread_mutex_unlock(&gilq.lock);
 }
 
+void wsgi_gil_drop(struct wthread *t)
+{
+	if (t->held_ts == NULL)
+		return;
+	t->held_ts = NULL;
+	PyEval_SaveThread();
+	/* From here on the thread holds no GIL: waits need no hooks. */
+	t->req.block_begin = t->req.block_end = NULL;
+}
+
 /* conn.c's hooks around a wait: release the GIL, take it back.  Nested
  * calls (a wait inside an explicit release) only count. */
 static void gil_release(struct req *r)
@@ -1488,7 +1502,18 @@ int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r)
 		conn_send_error(r, 500, false);
 		return -1;
 	}
-	gil_acquire(t, ts);
+	if (t->held_ts == NULL) {
+		gil_acquire(t, ts);
+		t->held_since = util_now_ms();
+		t->nheld = 0;
+	} else if (t->held_ts != ts) {
+		/* Still holding the GIL from the previous request: switch
+		 * interpreters without letting it go (EMBEDDING.md §4: as
+		 * cheap as staying). */
+		PyThreadState_Swap(ts);
+	}
+	t->held_ts = ts;
+	t->nheld++;
 	r->block_begin = gil_release;
 	r->block_end = gil_take;
 	r->block_arg = t;
@@ -1566,11 +1591,18 @@ done:
 	Py_XDECREF(environ);
 	Py_XDECREF((PyObject *)input);
 	Py_XDECREF((PyObject *)sr);
-	PyEval_SaveThread();
-	/* From here on the thread holds no GIL: waits need no hooks. */
-	r->block_begin = r->block_end = NULL;
 	if (r->client_gone || !r->keep_alive)
 		rc = -1;
+	/* Under load the next request is often ready already: keep the GIL
+	 * for it (worker.c serves ready connections first and lets it go
+	 * when none is, or after a short batch), so that one thread runs
+	 * many requests per GIL handoff instead of one.  Only on the plain
+	 * path where nothing below can block. */
+	if (rc == 0 && r->body_done && wctx.app_process == NULL &&
+	    !atomic_load(&wctx.is_draining) && t->nheld < WSGI_BATCH_MAX &&
+	    util_now_ms() - t->held_since < WSGI_BATCH_MS)
+		return rc;
+	wsgi_gil_drop(t);
 	return rc;
 }
 

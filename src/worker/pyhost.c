@@ -99,10 +99,10 @@ struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts)
 		free(gen);
 		gen = app->spare;
 		app->spare = NULL;
-		PyEval_RestoreThread(gen->owner);
+		wsgi_gil_enter(gen->owner);
 		owner = gen->owner;
 	} else {
-		PyEval_RestoreThread(*main_ts);
+		wsgi_gil_enter(*main_ts);
 		owner = Py_NewInterpreter();
 		if (owner == NULL) {
 			snprintf(app->reason, sizeof(app->reason),
@@ -146,7 +146,7 @@ int pyhost_destroy(struct app_gen *gen, PyThreadState **main_ts)
 {
 	int i, left;
 
-	PyEval_RestoreThread(gen->owner);
+	wsgi_gil_enter(gen->owner);
 	/* EMBEDDING.md §5 item 1: End aborts while another thread state of
 	 * the interpreter exists.  No request runs in it (inflight is 0 and
 	 * it is no longer published), so the serving threads' states are
@@ -191,7 +191,7 @@ int pyhost_make_spare(struct app *app, PyThreadState **main_ts)
 	if (gen == NULL)
 		return -1;
 	gen->app = app;
-	PyEval_RestoreThread(*main_ts);
+	wsgi_gil_enter(*main_ts);
 	gen->owner = Py_NewInterpreter();
 	if (gen->owner == NULL) {
 		PyThreadState_Swap(*main_ts);

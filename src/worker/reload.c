@@ -128,7 +128,7 @@ static void rescan(struct app_gen *gen)
 
 	if (gen->watch_ts == NULL)
 		gen->watch_ts = PyThreadState_New(gen->interp);
-	PyEval_RestoreThread(gen->watch_ts);
+	wsgi_gil_enter(gen->watch_ts);
 	atomic_store(&gen->modules_grew, false);
 	wsgi_module_files(gen, roots, app->venv_dir ? 2 : 1, &files, &nfiles);
 	PyEval_SaveThread();

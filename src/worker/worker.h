@@ -306,6 +306,8 @@ int wsgi_prepare(struct app_gen *gen, char *reason, size_t reason_size);
 /* Serves one request in gen; the calling thread holds no GIL.  Returns 0
  * if the connection may carry another request, -1 to close it. */
 int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r);
+/* Takes the GIL with ts, in turn with the serving threads (FIFO). */
+void wsgi_gil_enter(PyThreadState *ts);
 /* Lets go of a GIL that wsgi_serve kept for the next request. */
 void wsgi_gil_drop(struct wthread *t);
 /* Logs the current Python exception with its traceback to app's log and

@@ -837,6 +837,24 @@ static void gil_acquire(struct wthread *t, PyThreadState *ts)
 	pthread_mutex_unlock(&gilq.lock);
 }
 
+void wsgi_gil_enter(PyThreadState *ts)
+{
+	/* Threads other than the serving ones (the watcher) line up too:
+	 * without the queue a build would wait for the 5 ms switch
+	 * interval at every take while requests keep the GIL busy. */
+	static _Thread_local struct wthread *self;
+
+	if (self == NULL) {
+		self = calloc(1, sizeof(*self));
+		if (self == NULL) {
+			PyEval_RestoreThread(ts);
+			return;
+		}
+		pthread_cond_init(&self->gilq_cond, NULL);
+	}
+	gil_acquire(self, ts);
+}
+
 void wsgi_gil_drop(struct wthread *t)
 {
 	if (t->held_ts == NULL)

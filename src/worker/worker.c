@@ -454,6 +454,19 @@ static bool worker_is_idle(void)
 	return true;
 }
 
+/* A whole number option in [min,max] ("seconds", "threads" ...). */
+static int parse_num_opt(const char *name, const char *val, uint64_t min,
+    uint64_t max, const char *unit, uint64_t *out)
+{
+	if (util_parse_u64(val, min, max, false, out) < 0) {
+		fprintf(stderr, "lodge-worker: %s: expected %llu to %llu %s, "
+		    "got '%s'\n", name, (unsigned long long)min,
+		    (unsigned long long)max, unit, val);
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_size_opt(const char *name, const char *val, uint64_t min,
     uint64_t max, uint64_t *out)
 {
@@ -712,13 +725,9 @@ int main(int argc, char **argv)
 			wctx.log_dir = optarg;
 			break;
 		case 't':
-			if (util_parse_u64(optarg, 1, WORKER_MAX_THREADS, false,
-			    &v) < 0) {
-				fprintf(stderr, "lodge-worker: --threads: "
-				    "expected 1 to %d, got '%s'\n",
-				    WORKER_MAX_THREADS, optarg);
+			if (parse_num_opt("--threads", optarg, 1,
+			    WORKER_MAX_THREADS, "threads", &v) < 0)
 				return 2;
-			}
 			wctx.nthreads = (int)v;
 			break;
 		case 'b':
@@ -738,20 +747,15 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'd':
-			if (util_parse_u64(optarg, 0, 3600, false, &v) < 0) {
-				fprintf(stderr, "lodge-worker: --drain-timeout: "
-				    "expected 0 to 3600 seconds, got '%s'\n",
-				    optarg);
+			if (parse_num_opt("--drain-timeout", optarg, 0, 3600,
+			    "seconds", &v) < 0)
 				return 2;
-			}
 			wctx.drain_timeout_ms = (int)v * 1000;
 			break;
 		case 's':
-			if (util_parse_u64(optarg, 0, 60000, false, &v) < 0) {
-				fprintf(stderr, "lodge-worker: --settle-ms: "
-				    "expected 0 to 60000, got '%s'\n", optarg);
+			if (parse_num_opt("--settle-ms", optarg, 0, 60000,
+			    "milliseconds", &v) < 0)
 				return 2;
-			}
 			wctx.settle_ms = (int)v;
 			break;
 		case 'c':
@@ -793,12 +797,9 @@ int main(int argc, char **argv)
 			nlistenfd++;
 			break;
 		case 'i':
-			if (util_parse_u64(optarg, 1, 86400, false, &v) < 0) {
-				fprintf(stderr, "lodge-worker: --idle-exit: "
-				    "expected 1 to 86400 seconds, got '%s'\n",
-				    optarg);
+			if (parse_num_opt("--idle-exit", optarg, 1, 86400,
+			    "seconds", &v) < 0)
 				return 2;
-			}
 			wctx.idle_exit_ms = (int64_t)v * 1000;
 			break;
 		case 'V':

@@ -20,6 +20,7 @@ mkdir -p "$demo/bin" "$demo/logs"
 cp -r demo/apps "$demo/apps"
 cp build/lodge-worker "$demo/bin/"
 chown -R nobody:nogroup "$demo/apps" "$demo/logs"
+chown nobody:nogroup "$demo"
 chmod 755 "$demo" "$demo/bin"
 
 cat <<MSG
@@ -35,8 +36,13 @@ Try, from another terminal:
   curl -H 'X-Lodge-App: demo/nope'  http://127.0.0.1:$port/     # 404
   tail -f $demo/logs/blog.log
 
+Live reload: edit $demo/apps/hello/wsgi.py (as root or nobody), save, and
+curl again: the new code answers within milliseconds, no restart.  State:
+  echo status | socat - UNIX-CONNECT:$demo/control.sock
+
 Ctrl-C stops it (in-flight requests finish first).
 
 MSG
 exec runuser -u nobody -- "$demo/bin/lodge-worker" --apps "$demo/apps" \
-	--listen "tcp:127.0.0.1:$port" --log-dir "$demo/logs" --threads 4
+	--listen "tcp:127.0.0.1:$port" --log-dir "$demo/logs" --threads 4 \
+	--control "$demo/control.sock"

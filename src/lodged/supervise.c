@@ -163,7 +163,7 @@ static int supervise_groups_arg(
 static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
     struct lodged_slot *s, int64_t now)
 {
-	char threads[16], idle[16], err[512], groups[1024];
+	char threads[16], idle[16], err[512], groups[1024], maxmem[24];
 	const char *argv[20];
 	int argc = 0;
 	int nhide = 0;
@@ -190,6 +190,14 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	}
 	/* The worker checks, before any user code, that it runs with
 	 * exactly these groups (and no capability, no_new_privs, seccomp). */
+	/* The worker replaces itself gracefully before the hard limit
+	 * (memory.max / RLIMIT_AS) is reached: at 3/4 of memory_max. */
+	if (u->cu.limits.memory_max >= (64ULL << 20)) {
+		snprintf(maxmem, sizeof(maxmem), "%llu",
+		    (unsigned long long)(u->cu.limits.memory_max / 4 * 3));
+		argv[argc++] = "--max-memory";
+		argv[argc++] = maxmem;
+	}
 	argv[argc++] = "--sandboxed";
 	argv[argc++] = "--expect-groups";
 	argv[argc++] = groups;

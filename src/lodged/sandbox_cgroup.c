@@ -53,10 +53,33 @@ static bool has_word(const char *list, const char *word)
 	return false;
 }
 
+/* Checks that dir/file lists every controller of need (NULL-ended);
+ * -1 with why ("cgroup: controller X is not in PATH (fix); ..."). */
+static int missing_controller(const char *dir, const char *file,
+    const char *const *need, const char *fix, char *why, size_t whysize)
+{
+	char path[PATH_MAX], list[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (read_small(path, list, sizeof(list)) < 0) {
+		snprintf(why, whysize, "cgroup: %s: %s; only rlimits apply", path,
+		    strerror(errno));
+		return -1;
+	}
+	for (; *need != NULL; need++) {
+		if (!has_word(list, *need)) {
+			snprintf(why, whysize, "cgroup: controller %s is not in "
+			    "%s (%s); only rlimits apply", *need, path, fix);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int sandbox_cgroup_detect(const char *dir, char *why, size_t whysize)
 {
-	static const char *const need[] = {"cpu", "memory", "pids"};
-	char path[PATH_MAX], list[512];
+	static const char *const need[] = {"cpu", "memory", "pids", NULL};
+	char path[PATH_MAX];
 	struct statfs sfs;
 
 	if (!dir)
@@ -78,32 +101,12 @@ int sandbox_cgroup_detect(const char *dir, char *why, size_t whysize)
 			    "hierarchy; only rlimits apply", dir);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
-	if (read_small(path, list, sizeof(list)) < 0) {
-		snprintf(why, whysize, "cgroup: %s: %s; only rlimits apply", path,
-		    strerror(errno));
+	if (missing_controller(dir, "cgroup.controllers", need,
+	    "delegate it: Delegate=yes", why, whysize) < 0 ||
+	    missing_controller(dir, "cgroup.subtree_control", need,
+	    "write \"+cpu +memory +pids\" to it after moving lodged to a "
+	    "child cgroup", why, whysize) < 0)
 		return -1;
-	}
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-		if (!has_word(list, need[i])) {
-			snprintf(why, whysize, "cgroup: controller %s is not "
-			    "available in %s (delegate it: Delegate=yes); only "
-			    "rlimits apply", need[i], dir);
-			return -1;
-		}
-	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
-	if (read_small(path, list, sizeof(list)) < 0) {
-		snprintf(why, whysize, "cgroup: %s: %s; only rlimits apply", path,
-		    strerror(errno));
-		return -1;
-	}
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-		if (!has_word(list, need[i])) {
-			snprintf(why, whysize, "cgroup: %s lacks %s (write \"+cpu "
-			    "+memory +pids\" to it after moving lodged to a "
-			    "child cgroup); only rlimits apply", path, need[i]);
-			return -1;
-		}
 	if (access(dir, W_OK) < 0) {
 		snprintf(why, whysize, "cgroup: %s is not writable: %s", dir,
 		    strerror(errno));

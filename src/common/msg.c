@@ -9,9 +9,24 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+int msg_user_check(const uint8_t *name, size_t len)
+{
+	if (len == 0 || len > MSG_MAX_USER || name[0] == '-')
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		        ch == '_' || ch == '.' || ch == '-'))
+			return -1;
+	}
+	return 0;
+}
 
 int msg_decode(const void *buf, size_t n, int has_fd, struct msg *m,
     const char **errstr_r)
@@ -49,6 +64,42 @@ int msg_decode(const void *buf, size_t n, int has_fd, struct msg *m,
 	case MSG_CONN:
 		if (!has_fd) {
 			*errstr_r = "CONN without a descriptor";
+			return -1;
+		}
+		break;
+	case MSG_FRONT:
+		if (!has_fd || h.len <= sizeof(struct msg_front)) {
+			*errstr_r = "malformed FRONT";
+			return -1;
+		}
+		break;
+	case MSG_DONE:
+		if (h.len != sizeof(struct msg_done) || has_fd) {
+			*errstr_r = "malformed DONE";
+			return -1;
+		}
+		break;
+	case MSG_BADPEER:
+		if (h.len != sizeof(struct msg_badpeer) || has_fd) {
+			*errstr_r = "malformed BADPEER";
+			return -1;
+		}
+		break;
+	case MSG_START:
+	case MSG_NOUSER:
+	case MSG_FAILED:
+		if (has_fd || msg_user_check((const uint8_t *)buf + sizeof(h),
+		    h.len) < 0) {
+			*errstr_r = "malformed user name";
+			return -1;
+		}
+		break;
+	case MSG_WORKER:
+		if (!has_fd || h.len <= sizeof(struct msg_worker) ||
+		    msg_user_check((const uint8_t *)buf + sizeof(h) +
+		    sizeof(struct msg_worker), h.len - sizeof(struct msg_worker)) <
+		    0) {
+			*errstr_r = "malformed WORKER";
 			return -1;
 		}
 		break;
@@ -174,4 +225,84 @@ int msg_recv(int sock, void *buf, size_t size, struct msg *m,
 	}
 	m->fd = fd;
 	return 1;
+}
+
+/* Printable ASCII without spaces; ports: digits, at most 5. */
+static int front_str_ok(const uint8_t *p, size_t len, int which)
+{
+	bool is_port = which == MSG_FRONT_REMOTE_PORT ||
+	    which == MSG_FRONT_SERVER_PORT;
+
+	if (len > MSG_FRONT_MAX_STR || (is_port && len > 5))
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return -1;
+		if (is_port && (p[i] < '0' || p[i] > '9'))
+			return -1;
+	}
+	return 0;
+}
+
+int msg_front_decode(const struct msg *m, struct msg_front_view *v,
+    const char **errstr_r)
+{
+	struct msg_front f;
+	size_t off = sizeof(f);
+
+	if (m->type != MSG_FRONT || m->len <= sizeof(f)) {
+		*errstr_r = "FRONT shorter than its record";
+		return -1;
+	}
+	memcpy(&f, m->payload, sizeof(f));
+	if (f.id == 0 || (f.flags & ~MSG_FRONT_HTTPS) != 0 || f.pad != 0) {
+		*errstr_r = "FRONT with a bad id or flags";
+		return -1;
+	}
+	v->id = f.id;
+	v->flags = f.flags;
+	for (int i = 0; i < MSG_FRONT_NSTR; i++) {
+		if (f.len[i] > m->len - off ||
+		    front_str_ok(m->payload + off, f.len[i], i) < 0) {
+			*errstr_r = "FRONT with a bad string";
+			return -1;
+		}
+		memcpy(v->str[i], m->payload + off, f.len[i]);
+		v->str[i][f.len[i]] = '\0';
+		v->str_len[i] = f.len[i];
+		off += f.len[i];
+	}
+	if (off >= m->len) {
+		*errstr_r = "FRONT without the request's bytes";
+		return -1;
+	}
+	v->bytes = m->payload + off;
+	v->nbytes = m->len - off;
+	return 0;
+}
+
+size_t msg_front_encode(uint8_t *out, size_t size, uint32_t id,
+    uint32_t flags, const char *const str[MSG_FRONT_NSTR],
+    const void *bytes, size_t nbytes)
+{
+	struct msg_front f = {.id = id, .flags = flags};
+	size_t off = sizeof(f);
+
+	if (id == 0 || nbytes == 0)
+		return 0;
+	for (int i = 0; i < MSG_FRONT_NSTR; i++) {
+		size_t len = strlen(str[i]);
+
+		if (front_str_ok((const uint8_t *)str[i], len, i) < 0 ||
+		    len > size - off)
+			return 0;
+		f.len[i] = (uint16_t)len;
+		memcpy(out + off, str[i], len);
+		off += len;
+	}
+	if (nbytes > size - off || off + nbytes > MSG_MAX_PAYLOAD)
+		return 0;
+	memcpy(out, &f, sizeof(f));
+	memcpy(out + off, bytes, nbytes);
+	return off + nbytes;
 }

@@ -28,6 +28,40 @@ struct msg {
 int msg_decode(const void *buf, size_t n, int has_fd, struct msg *m,
     const char **errstr_r);
 
+/* 0 if name[0..len) is a valid user name for START, WORKER, NOUSER and
+ * FAILED (proto.h), else -1.  Pure. */
+int msg_user_check(const uint8_t *name, size_t len);
+
+/* A decoded MSG_FRONT: the strings copied and NUL-terminated; bytes
+ * points into the message. */
+struct msg_front_view {
+	uint32_t id;
+	uint32_t flags;
+	char str[MSG_FRONT_NSTR][MSG_FRONT_MAX_STR + 1];
+	size_t str_len[MSG_FRONT_NSTR];
+	const uint8_t *bytes;
+	size_t nbytes;
+};
+
+/*
+ * Pure: checks the payload of a MSG_FRONT (m from msg_decode or msg_recv)
+ * against the rules of proto.h and fills v.  0, or -1 with *errstr_r set
+ * (cut the peer off).
+ */
+int msg_front_decode(const struct msg *m, struct msg_front_view *v,
+    const char **errstr_r);
+
+/*
+ * Pure: builds the payload of a MSG_FRONT in out[0..size): the record,
+ * the strings str[0..MSG_FRONT_NSTR) (NUL-terminated, same rules as the
+ * decoder), then bytes[0..nbytes).  Returns its length, or 0 if a string
+ * breaks the rules, id is 0, nbytes is 0, or it does not fit in size or
+ * MSG_MAX_PAYLOAD.
+ */
+size_t msg_front_encode(uint8_t *out, size_t size, uint32_t id,
+    uint32_t flags, const char *const str[MSG_FRONT_NSTR],
+    const void *bytes, size_t nbytes);
+
 /* Sends one message (with fd if fd >= 0).  Non-blocking sockets give -1
  * with EAGAIN when full.  Returns 0 or -1 (errno). */
 int msg_send(int sock, enum msg_type type, const void *payload, size_t len,

@@ -5,6 +5,20 @@
  * payload, with at most one descriptor passed as SCM_RIGHTS.  Receivers
  * check everything (msg.c): a peer that sends garbage is cut off.
  *
+ * The channels:
+ *   worker ⇄ worker   (a process-mode app's process, a successor):
+ *                     HELLO, READY, CONN, DRAIN, RELOAD, FRONT
+ *   router ⇄ lodged   one, made by lodged at the router's birth:
+ *                     router → lodged: HELLO, START, BADPEER
+ *                     lodged → router: WORKER, NOUSER, FAILED
+ *   router ⇄ worker   one per worker process, made by lodged at the
+ *                     worker's birth (lodged keeps a copy of the router's
+ *                     end, so a restarted router gets it again):
+ *                     router → worker: FRONT, DRAIN (the answer to the
+ *                     worker's DRAIN)
+ *                     worker → router: HELLO, DONE, DRAIN (I am leaving:
+ *                     send nothing more)
+ *
  * Bump LODGE_PROTO_VERSION on any change here.
  */
 #ifndef LODGE_PROTO_H
@@ -12,7 +26,7 @@
 
 #include <stdint.h>
 
-#define LODGE_PROTO_VERSION 1
+#define LODGE_PROTO_VERSION 2
 
 enum msg_type {
 	MSG_HELLO = 1, /* first message on a channel: struct msg_hello */
@@ -21,6 +35,20 @@ enum msg_type {
 	                  bytes already read from it (possibly none) */
 	MSG_DRAIN,     /* stop taking connections, finish, exit (no payload) */
 	MSG_RELOAD,    /* an app's process saw its code change: replace me */
+	MSG_FRONT,     /* a front connection routed to a worker: descriptor,
+	                  struct msg_front, its strings, then the bytes
+	                  already read (the request head, as HTTP/1.1) */
+	MSG_DONE,      /* worker → router: struct msg_done: the worker has
+	                  answered and closed that front connection */
+	MSG_START,     /* router → lodged: payload a user name: start that
+	                  user's workers (requests are waiting) */
+	MSG_WORKER,    /* lodged → router: descriptor = the router's end of a
+	                  worker's channel; struct msg_worker + user name */
+	MSG_NOUSER,    /* lodged → router: payload a user name: not hosted */
+	MSG_FAILED,    /* lodged → router: payload a user name: no worker can
+	                  be started now (crash backoff, spawn failure) */
+	MSG_BADPEER,   /* router → lodged: struct msg_badpeer: that worker
+	                  sent garbage and was cut off */
 	MSG_TYPE_MAX,
 };
 
@@ -34,8 +62,55 @@ struct msg_hello {
 	uint32_t pid;
 };
 
+/* The strings of a MSG_FRONT, in this order after struct msg_front. */
+enum msg_front_str {
+	MSG_FRONT_APP,         /* the app's name in the user's apps dir */
+	MSG_FRONT_REMOTE_ADDR, /* "192.0.2.1", "" if unknown (Unix peer) */
+	MSG_FRONT_REMOTE_PORT, /* "54321", "" if unknown */
+	MSG_FRONT_SERVER_NAME, /* "blog.example.com", "" → from Host */
+	MSG_FRONT_SERVER_PORT, /* "443", "" → the worker's default */
+	MSG_FRONT_SCRIPT_NAME, /* "" or "/blog": the mount point */
+	MSG_FRONT_NSTR,
+};
+
+#define MSG_FRONT_HTTPS 0x1u /* wsgi.url_scheme https, HTTPS=on */
+
+/*
+ * Payload of MSG_FRONT: this record, then the MSG_FRONT_NSTR strings
+ * back to back (lengths in len[], no terminators), then the bytes already
+ * read from the connection (at least one byte: a complete request head).
+ * Every string is printable ASCII without spaces (0x21..0x7e), within
+ * MSG_FRONT_MAX_STR bytes; ports are digits only.  The worker answers one
+ * request on the connection and closes it (Connection: close).
+ */
+struct msg_front {
+	uint32_t id;    /* the router's name for the connection, never 0 */
+	uint32_t flags; /* MSG_FRONT_* */
+	uint16_t len[MSG_FRONT_NSTR];
+	uint16_t pad;
+};
+
+#define MSG_FRONT_MAX_STR 1024
+
+struct msg_done {
+	uint32_t id; /* of the MSG_FRONT */
+};
+
+/* User names in START, WORKER, NOUSER, FAILED: 1..32 bytes of
+ * [a-z0-9_.-] (first byte not '-'), no terminator. */
+#define MSG_MAX_USER 32
+
+struct msg_worker {
+	uint32_t id; /* lodged's name for the worker process, never 0 */
+	/* then the user name */
+};
+
+struct msg_badpeer {
+	uint32_t id; /* of the MSG_WORKER */
+};
+
 /* Largest payload of any message: a connection's bytes already read (a
- * request head up to 64 KiB plus what followed it). */
+ * request head up to 64 KiB plus what followed it) and its front record. */
 #define MSG_MAX_PAYLOAD (128 * 1024)
 
 #endif

@@ -171,6 +171,13 @@ void chan_readable(struct chan *ch)
 			break;
 		case MSG_HELLO:
 		case MSG_READY:
+		case MSG_FRONT:
+		case MSG_DONE:
+		case MSG_START:
+		case MSG_WORKER:
+		case MSG_NOUSER:
+		case MSG_FAILED:
+		case MSG_BADPEER:
 		case MSG_TYPE_MAX:
 			/* Not expected here: ignore, the channel is fine. */
 			break;

@@ -18,7 +18,7 @@ libinih-dev libsystemd-dev
 curl procps socat"
 
 if [ "${1:-}" = "--bench" ]; then
-	pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn apache2 libapache2-mod-wsgi-py3"
+	pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn apache2 libapache2-mod-wsgi-py3 nginx"
 fi
 
 missing=""
@@ -37,5 +37,10 @@ if [ -n "$missing" ]; then
 	fi
 	# shellcheck disable=SC2086
 	apt-get install -y -q --no-install-recommends $missing
+fi
+# lodge-router runs as a system user of its own (router_user = lodge).
+if ! getent passwd lodge >/dev/null; then
+	adduser --system --group --no-create-home --home /nonexistent \
+		--quiet lodge
 fi
 echo "install-deps: all dependencies present"

@@ -100,9 +100,13 @@ struct conf_parse {
 	size_t cur_user; /* index in conf->sections when sec is USER */
 	/* The line each setting of the current section was set on, indexed
 	 * like conf_keys, to report a setting given twice. */
-	int key_line[32];
+	int key_line[48];
 	/* Every [lodge] setting's line, kept across [lodge] sections. */
-	int lodge_key_line[32];
+	int lodge_key_line[48];
+	/* front_trusted, matched against front at the end. */
+	char trusted[CONF_MAX_FRONTS][256];
+	size_t ntrusted;
+	int line_trusted;
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -263,6 +267,16 @@ static char **conf_str_field(struct conf *conf, const char *key)
 		return &conf->worker;
 	if (strcmp(key, "socket_group") == 0)
 		return &conf->socket_group;
+	if (strcmp(key, "front_group") == 0)
+		return &conf->front_group;
+	if (strcmp(key, "host_map") == 0)
+		return &conf->host_map;
+	if (strcmp(key, "router") == 0)
+		return &conf->router;
+	if (strcmp(key, "router_policy") == 0)
+		return &conf->router_policy;
+	if (strcmp(key, "router_user") == 0)
+		return &conf->router_user;
 	return &conf->control_group;
 }
 
@@ -287,9 +301,12 @@ static void conf_set_abs_path(struct conf_parse *p, const char *key,
     const char *value, struct conf_limits *lim, unsigned bit)
 {
 	const char *example =
-	    strcmp(key, "socket_dir") == 0 ? "/run/lodge/users"
-	    : strcmp(key, "policy") == 0   ? "/etc/lodge/policy/default.policy"
-	                                   : "/usr/sbin/lodge-worker";
+	    strcmp(key, "socket_dir") == 0      ? "/run/lodge/users"
+	    : strcmp(key, "policy") == 0        ? "/etc/lodge/policy/default.policy"
+	    : strcmp(key, "router_policy") == 0 ? "/etc/lodge/policy/router.policy"
+	    : strcmp(key, "host_map") == 0      ? "/etc/lodge/hosts.map"
+	    : strcmp(key, "router") == 0        ? "/usr/sbin/lodge-router"
+	                                        : "/usr/sbin/lodge-worker";
 
 	if (*value != '/' || conf_has_dotdot(value) ||
 	    strlen(value) >= PATH_MAX) {
@@ -315,6 +332,7 @@ static void conf_set_group(struct conf_parse *p, const char *key,
     const char *value, struct conf_limits *lim, unsigned bit)
 {
 	bool is_control = strcmp(key, "control_group") == 0;
+	bool is_front = strcmp(key, "front_group") == 0;
 
 	if (is_control && *value == '\0') {
 		free(p->conf->control_group);
@@ -332,6 +350,8 @@ static void conf_set_group(struct conf_parse *p, const char *key,
 	conf_store_str(p, key, value, conf_str_field(p->conf, key));
 	if (is_control)
 		p->conf->line_control_group = p->lines.lineno;
+	else if (is_front)
+		p->conf->line_front_group = p->lines.lineno;
 	else
 		p->conf->line_socket_group = p->lines.lineno;
 }
@@ -365,6 +385,203 @@ static void conf_set_network(struct conf_parse *p, const char *key,
 		    "'network = loopback' to give the worker its own "
 		    "loopback only",
 		    value);
+}
+
+/* router_user: the account lodge-router runs as. */
+static void conf_set_router_user(struct conf_parse *p, const char *key,
+    const char *value, struct conf_limits *lim, unsigned bit)
+{
+	if (!conf_is_account_name(value, strlen(value))) {
+		conf_err(p, key,
+		    "'%s' is not a user name; write 'router_user = lodge' "
+		    "(a system user of its own: adduser --system --group "
+		    "lodge)",
+		    value);
+		return;
+	}
+	conf_store_str(p, key, value, &p->conf->router_user);
+	p->conf->line_router_user = p->lines.lineno;
+}
+
+/* One "KIND:ADDRESS" item of front or front_trusted. */
+static int conf_parse_front(struct conf_parse *p, const char *key,
+    const char *item, struct conf_front *f)
+{
+	const char *errstr = NULL;
+	const char *addr;
+
+	memset(f, 0, sizeof(*f));
+	if (strncmp(item, "http:", 5) == 0) {
+		f->kind = CONF_FRONT_HTTP;
+		addr = item + 5;
+	} else if (strncmp(item, "uwsgi:", 6) == 0) {
+		f->kind = CONF_FRONT_UWSGI;
+		addr = item + 6;
+	} else {
+		conf_err(p, key,
+		    "'%s' does not start with http: or uwsgi:; write e.g. "
+		    "'http:unix:/run/lodge/http.sock' or "
+		    "'uwsgi:tcp:127.0.0.1:8091'",
+		    item);
+		return -1;
+	}
+	if (util_parse_listen(addr, &f->ls, &errstr) < 0) {
+		conf_err(p, key,
+		    "'%s': %s; write unix:/ABSOLUTE/PATH or tcp:HOST:PORT "
+		    "after the protocol",
+		    item, errstr);
+		return -1;
+	}
+	if (f->ls.kind == UTIL_LISTEN_UNIX &&
+	    (f->ls.path[0] != '/' || conf_has_dotdot(f->ls.path))) {
+		conf_err(p, key,
+		    "'%s': a Unix front socket needs an absolute path without "
+		    "'..', like unix:/run/lodge/http.sock",
+		    item);
+		return -1;
+	}
+	return 0;
+}
+
+/* Splits a comma/space separated list, calling fn on each item. */
+static void conf_each_item(struct conf_parse *p, const char *key,
+    const char *value,
+    void (*fn)(struct conf_parse *, const char *, const char *))
+{
+	const char *s = value;
+
+	while (*s != '\0') {
+		char item[256];
+		size_t len;
+
+		while (*s == ' ' || *s == '\t' || *s == ',')
+			s++;
+		if (*s == '\0')
+			break;
+		len = strcspn(s, " \t,");
+		if (len >= sizeof(item)) {
+			conf_err(p, key, "'%.40s...' is too long", s);
+			return;
+		}
+		memcpy(item, s, len);
+		item[len] = '\0';
+		fn(p, key, item);
+		s += len;
+	}
+}
+
+static void conf_add_front(struct conf_parse *p, const char *key,
+    const char *item)
+{
+	struct conf *conf = p->conf;
+	struct conf_front f;
+
+	if (conf_parse_front(p, key, item, &f) < 0)
+		return;
+	for (size_t i = 0; i < conf->nfronts; i++) {
+		if (strcmp(conf->fronts[i].spec, item) == 0) {
+			conf_err(p, key, "'%s' is listed twice", item);
+			return;
+		}
+	}
+	if (conf->nfronts == CONF_MAX_FRONTS) {
+		conf_err(p, key, "more than %d front listeners",
+		    CONF_MAX_FRONTS);
+		return;
+	}
+	f.spec = conf_strdup(p, key, item);
+	if (f.spec != NULL)
+		conf->fronts[conf->nfronts++] = f;
+}
+
+static void conf_set_fronts(struct conf_parse *p, const char *key,
+    const char *value, struct conf_limits *lim, unsigned bit)
+{
+	conf_each_item(p, key, value, conf_add_front);
+}
+
+/* front_trusted names listeners of front; it may come before front in
+ * the file, so the names are matched at the end (conf_trusted_check). */
+static void conf_add_trusted(struct conf_parse *p, const char *key,
+    const char *item)
+{
+	struct conf_front f;
+
+	if (conf_parse_front(p, key, item, &f) < 0)
+		return;
+	if (p->ntrusted == CONF_MAX_FRONTS) {
+		conf_err(p, key, "more than %d listeners", CONF_MAX_FRONTS);
+		return;
+	}
+	snprintf(p->trusted[p->ntrusted++], sizeof(p->trusted[0]), "%s",
+	    item);
+}
+
+static void conf_set_trusted(struct conf_parse *p, const char *key,
+    const char *value, struct conf_limits *lim, unsigned bit)
+{
+	p->line_trusted = p->lines.lineno;
+	conf_each_item(p, key, value, conf_add_trusted);
+}
+
+static void conf_trusted_check(struct conf_parse *p)
+{
+	for (size_t i = 0; i < p->ntrusted; i++) {
+		bool is_found = false;
+
+		for (size_t j = 0; j < p->conf->nfronts; j++) {
+			if (strcmp(p->conf->fronts[j].spec, p->trusted[i]) ==
+			    0) {
+				p->conf->fronts[j].is_trusted = true;
+				is_found = true;
+			}
+		}
+		if (!is_found)
+			conf_msgs_add(p->errs,
+			    "%s:%d: front_trusted: '%s' is not one of the "
+			    "front listeners; copy it exactly from 'front ='",
+			    p->name, p->line_trusted, p->trusted[i]);
+	}
+}
+
+static void conf_set_route(struct conf_parse *p, const char *key,
+    const char *value, struct conf_limits *lim, unsigned bit)
+{
+	if (strcmp(value, "header") == 0)
+		p->conf->route = CONF_ROUTE_HEADER;
+	else if (strcmp(value, "host") == 0)
+		p->conf->route = CONF_ROUTE_HOST;
+	else if (strcmp(value, "var") == 0)
+		p->conf->route = CONF_ROUTE_VAR;
+	else
+		conf_err(p, key,
+		    "expected 'header' (X-Lodge-App), 'host' (host_map) or "
+		    "'var' (the uwsgi var LODGE_APP), got '%s'",
+		    value);
+}
+
+/* queue_max, queue_timeout, inflight_max: the router's per-user bounds. */
+static void conf_set_router_num(struct conf_parse *p, const char *key,
+    const char *value, struct conf_limits *lim, unsigned bit)
+{
+	bool is_timeout = strcmp(key, "queue_timeout") == 0;
+	uint64_t max = is_timeout ? 3600 : 100000;
+	uint64_t v;
+
+	if (util_parse_u64(value, 1, max, false, &v) < 0) {
+		conf_err(p, key,
+		    "expected a number from 1 to %llu, got '%s'; write e.g. "
+		    "'%s = %s'",
+		    (unsigned long long)max, value, key,
+		    is_timeout ? "30" : "64");
+		return;
+	}
+	if (is_timeout)
+		p->conf->queue_timeout = (unsigned)v;
+	else if (strcmp(key, "queue_max") == 0)
+		p->conf->queue_max = (unsigned)v;
+	else
+		p->conf->inflight_max = (unsigned)v;
 }
 
 /* The numeric limits, as data: range, whether K/M/G and "max" (no
@@ -451,7 +668,9 @@ static void conf_set_num(struct conf_parse *p, const char *key,
 	"users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "        \
 	"control_group, policy, seccomp, network, worker, processes, "         \
 	"threads, memory_max, pids_max, cpu_weight, nofile, "                  \
-	"request_timeout, idle_timeout"
+	"request_timeout, idle_timeout, front, front_group, front_trusted, "  \
+	"route, host_map, router, router_policy, router_user, queue_max, "     \
+	"queue_timeout, inflight_max"
 #define CONF_KNOWN_USER                                                        \
 	"processes, threads, memory_max, pids_max, cpu_weight, nofile, "       \
 	"network, request_timeout, idle_timeout"
@@ -476,6 +695,17 @@ static const struct conf_key conf_keys[] = {
     {"nofile", CONF_SET_NOFILE, conf_set_num},
     {"request_timeout", CONF_SET_REQUEST_TIMEOUT, conf_set_num},
     {"idle_timeout", CONF_SET_IDLE_TIMEOUT, conf_set_num},
+    {"front", 0, conf_set_fronts},
+    {"front_group", 0, conf_set_group},
+    {"front_trusted", 0, conf_set_trusted},
+    {"route", 0, conf_set_route},
+    {"host_map", 0, conf_set_abs_path},
+    {"router", 0, conf_set_abs_path},
+    {"router_policy", 0, conf_set_abs_path},
+    {"router_user", 0, conf_set_router_user},
+    {"queue_max", 0, conf_set_router_num},
+    {"queue_timeout", 0, conf_set_router_num},
+    {"inflight_max", 0, conf_set_router_num},
 };
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
@@ -670,6 +900,16 @@ static void conf_defaults(struct conf_parse *p)
 	conf->policy =
 	    conf_strdup(p, "policy", "/etc/lodge/policy/default.policy");
 	conf->worker = conf_strdup(p, "worker", "/usr/sbin/lodge-worker");
+	conf->front_group = conf_strdup(p, "front_group", "www-data");
+	conf->host_map = conf_strdup(p, "host_map", "/etc/lodge/hosts.map");
+	conf->router = conf_strdup(p, "router", "/usr/sbin/lodge-router");
+	conf->router_policy = conf_strdup(
+	    p, "router_policy", "/etc/lodge/policy/router.policy");
+	conf->router_user = conf_strdup(p, "router_user", "lodge");
+	conf->route = CONF_ROUTE_HEADER;
+	conf->queue_max = 64;
+	conf->queue_timeout = 30;
+	conf->inflight_max = 64;
 	conf->seccomp = CONF_SECCOMP_ENFORCE;
 	conf->limits = (struct conf_limits){
 	    .processes = 1,
@@ -701,6 +941,7 @@ int conf_parse(const char *name, const char *text, struct conf *conf,
 	rc = ini_lines_parse(&p.lines, conf_handler, &p);
 	if (rc < 0)
 		conf_msgs_add(errs, "%s: out of memory", name);
+	conf_trusted_check(&p);
 
 	/* [user NAME] limits start from the [lodge] ones, wherever in the
 	 * file [lodge] is. */
@@ -819,6 +1060,13 @@ void conf_free(struct conf *conf)
 	free(conf->control_group);
 	free(conf->policy);
 	free(conf->worker);
+	for (size_t i = 0; i < conf->nfronts; i++)
+		free(conf->fronts[i].spec);
+	free(conf->front_group);
+	free(conf->host_map);
+	free(conf->router);
+	free(conf->router_policy);
+	free(conf->router_user);
 	memset(conf, 0, sizeof(*conf));
 }
 
@@ -1087,6 +1335,37 @@ int conf_resolve(const struct conf *conf, struct conf_hosted *h,
 		} else {
 			h->has_control_gid = true;
 			h->control_gid = gr->gr_gid;
+		}
+	}
+	if (conf->nfronts > 0) {
+		struct passwd *pw;
+
+		conf_where(where, sizeof(where), conf, conf->line_front_group,
+		    "front_group");
+		gr = getgrnam(conf->front_group);
+		if (gr == NULL)
+			conf_msgs_add(errs,
+			    "%s: no group '%s' on this system; name the web "
+			    "server's group (Debian's Apache: www-data)",
+			    where, conf->front_group);
+		else
+			h->front_gid = gr->gr_gid;
+		conf_where(where, sizeof(where), conf, conf->line_router_user,
+		    "router_user");
+		pw = getpwnam(conf->router_user);
+		if (pw == NULL)
+			conf_msgs_add(errs,
+			    "%s: no user '%s' on this system; create it "
+			    "(adduser --system --group --no-create-home %s)",
+			    where, conf->router_user, conf->router_user);
+		else if (pw->pw_uid == 0 || pw->pw_gid == 0)
+			conf_msgs_add(errs,
+			    "%s: '%s' is root or in group root; the router "
+			    "must run as an unprivileged user of its own",
+			    where, conf->router_user);
+		else {
+			h->router_uid = pw->pw_uid;
+			h->router_gid = pw->pw_gid;
 		}
 	}
 	if (errs->n + errs->nlost != nerrs)

@@ -21,6 +21,15 @@
  *   cpu_weight = 100   nofile = 1024   request_timeout = 60
  *   idle_timeout = 600                ; 0: never stop an idle worker
  *
+ *   front = http:unix:/run/lodge/http.sock, uwsgi:tcp:127.0.0.1:8091
+ *   front_group = www-data            ; group of the Unix front sockets
+ *   front_trusted = http:unix:/run/lodge/http.sock  ; X-Forwarded-* ok
+ *   route = header | host | var       ; where USER/APP comes from
+ *   host_map = /etc/lodge/hosts.map   ; route = host: "HOST USER/APP"
+ *   router = /usr/sbin/lodge-router   router_user = lodge
+ *   router_policy = /etc/lodge/policy/router.policy
+ *   queue_max = 64   queue_timeout = 30   inflight_max = 64  ; per user
+ *
  *   [user alice]                      ; per-user limits
  *   processes = 2
  *   network = loopback
@@ -34,6 +43,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "util.h"
 
 #define CONF_DEFAULT_PATH "/etc/lodge/lodge.conf"
 #define CONF_MAX_PROCESSES 64
@@ -76,6 +87,19 @@ enum {
 	CONF_SET_IDLE_TIMEOUT = 1 << 8,
 };
 
+#define CONF_MAX_FRONTS 8
+
+enum conf_front_kind { CONF_FRONT_HTTP = 0, CONF_FRONT_UWSGI };
+enum conf_route { CONF_ROUTE_HEADER = 0, CONF_ROUTE_HOST, CONF_ROUTE_VAR };
+
+/* One front listener of the router: "http:unix:/run/lodge/http.sock". */
+struct conf_front {
+	char *spec; /* as written */
+	enum conf_front_kind kind;
+	struct util_listen_spec ls;
+	bool is_trusted; /* X-Forwarded-* headers are believed */
+};
+
 /* One item of users = : a user name or an @group, and its line. */
 struct conf_entry {
 	char *name; /* without the '@' */
@@ -106,10 +130,24 @@ struct conf {
 	struct conf_limits limits;
 	struct conf_user_section *sections;
 	size_t nsections;
+	/* The router; nfronts 0: no router (per-user sockets only). */
+	struct conf_front fronts[CONF_MAX_FRONTS];
+	size_t nfronts;
+	char *front_group;
+	enum conf_route route;
+	char *host_map;
+	char *router;
+	char *router_policy;
+	char *router_user;
+	unsigned queue_max;
+	unsigned queue_timeout;
+	unsigned inflight_max;
 	/* Lines of settings checked later by conf_resolve (0: default). */
 	int line_min_uid;
 	int line_socket_group;
 	int line_control_group;
+	int line_front_group;
+	int line_router_user;
 };
 
 /* A list of messages (errors or warnings); the owner frees it with
@@ -159,6 +197,10 @@ struct conf_hosted {
 	gid_t socket_gid;
 	bool has_control_gid;
 	gid_t control_gid;
+	/* Resolved when conf has fronts: */
+	gid_t front_gid;
+	uid_t router_uid;
+	gid_t router_gid;
 };
 
 /*

@@ -156,53 +156,63 @@ static void lodged_socket_dir(const char *dir)
 }
 
 /*
- * Creates u's listening socket: bound under a temporary name, given to
- * root:socket_group 0660, then renamed over NAME.sock, so the final path
- * never exists with other permissions and a stale socket is replaced in
- * one step.  A path that is not a socket is left alone (an error).
+ * A Unix listening socket at path: bound under a temporary name, given to
+ * root:gid 0660, then renamed over path, so the final path never exists
+ * with other permissions and a stale socket is replaced in one step.  A
+ * path that is not a socket is left alone (an error).
  */
-static int lodged_socket_open(struct lodged_ctx *ctx, struct lodged_user *u)
+int lodged_unix_listen(const char *path, gid_t gid, const char *what)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	char tmp[UTIL_MAX_PATH];
+	char tmp[UTIL_MAX_PATH + 8];
 	struct stat st;
 	int fd;
 
-	snprintf(u->sock_path, sizeof(u->sock_path), "%s/%s.sock",
-	    ctx->conf.socket_dir, u->cu.name);
-	snprintf(
-	    tmp, sizeof(tmp), "%s/%s.new", ctx->conf.socket_dir, u->cu.name);
-	if (lstat(u->sock_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >=
+	    (int)sizeof(sun.sun_path)) {
+		log_error("socket %s: path too long (%s gets no socket)", path,
+		    what);
+		return -1;
+	}
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
 		log_error("socket %s: exists and is not a socket; remove it "
-		          "(user %s gets no socket until then)",
-		    u->sock_path, u->cu.name);
+		          "(%s gets no socket until then)",
+		    path, what);
 		return -1;
 	}
 	if (lstat(tmp, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			log_error("socket %s: %s exists and is not a socket; "
 			          "remove it",
-			    u->sock_path, tmp);
+			    path, tmp);
 			return -1;
 		}
 		unlink(tmp);
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		log_error("socket %s: %s", u->sock_path, strerror(errno));
+		log_error("socket %s: %s", path, strerror(errno));
 		return -1;
 	}
 	strcpy(sun.sun_path, tmp);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chown(tmp, 0, ctx->socket_gid) < 0 || chmod(tmp, 0660) < 0 ||
-	    listen(fd, 1024) < 0 || rename(tmp, u->sock_path) < 0) {
-		log_error("socket %s: %s", u->sock_path, strerror(errno));
+	    chown(tmp, 0, gid) < 0 || chmod(tmp, 0660) < 0 ||
+	    listen(fd, 1024) < 0 || rename(tmp, path) < 0) {
+		log_error("socket %s: %s", path, strerror(errno));
 		unlink(tmp);
 		close(fd);
 		return -1;
 	}
-	u->listen_fd = fd;
-	return 0;
+	return fd;
+}
+
+static int lodged_socket_open(struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	snprintf(u->sock_path, sizeof(u->sock_path), "%s/%s.sock",
+	    ctx->conf.socket_dir, u->cu.name);
+	u->listen_fd = lodged_unix_listen(u->sock_path, ctx->socket_gid,
+	    u->cu.name);
+	return u->listen_fd < 0 ? -1 : 0;
 }
 
 static void lodged_socket_close(struct lodged_ctx *ctx, struct lodged_user *u)
@@ -232,9 +242,12 @@ static void lodged_add_user(struct lodged_ctx *ctx, struct conf_user *cu)
 		return;
 	}
 	ctx->users = grown;
+	u->ev = LODGED_EV_USER;
 	u->cu = *cu;
 	memset(cu, 0, sizeof(*cu));
 	u->listen_fd = -1;
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
+		u->slots[i].router_end = -1;
 	ctx->users[ctx->nusers++] = u;
 	if (lodged_socket_open(ctx, u) == 0) {
 		lodged_watch(ctx, u, true);
@@ -243,7 +256,7 @@ static void lodged_add_user(struct lodged_ctx *ctx, struct conf_user *cu)
 	}
 }
 
-static struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name)
+struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name)
 {
 	for (size_t i = 0; i < ctx->nusers; i++)
 		if (!ctx->users[i]->is_removed &&
@@ -367,8 +380,15 @@ static void lodged_reload(struct lodged_ctx *ctx)
 	}
 
 	/* Replace the config before starting anything with it. */
-	conf_free(&ctx->conf);
+	struct conf old_conf = ctx->conf;
+
 	ctx->conf = conf;
+	if (h.router_uid != ctx->router.uid || h.router_gid != ctx->router.gid)
+		is_global_changed = true; /* the router restarts */
+	ctx->router.uid = h.router_uid;
+	ctx->router.gid = h.router_gid;
+	frontend_reload(ctx, &old_conf);
+	conf_free(&old_conf);
 
 	for (size_t j = 0; j < h.nusers; j++) {
 		struct conf_user *cu = &h.users[j];
@@ -501,7 +521,8 @@ static void lodged_reap(struct lodged_ctx *ctx)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		supervise_reaped(ctx, pid, status);
+		if (!frontend_reaped(ctx, pid, status))
+			supervise_reaped(ctx, pid, status);
 }
 
 static size_t lodged_nrunning(const struct lodged_ctx *ctx)
@@ -525,6 +546,7 @@ static void lodged_begin_stop(struct lodged_ctx *ctx, int sig)
 		lodged_watch(ctx, ctx->users[i], false);
 		supervise_signal_user(ctx, ctx->users[i], SIGTERM);
 	}
+	(void)frontend_stop(ctx, SIGTERM);
 }
 
 static void lodged_signals(struct lodged_ctx *ctx)
@@ -559,10 +581,13 @@ static void lodged_run(struct lodged_ctx *ctx)
 	for (;;) {
 		int64_t now = util_now_ms();
 		int timeout = supervise_timers(ctx, now);
+		int rtimeout = frontend_timers(ctx, now);
 		int n;
 
+		if (rtimeout >= 0 && (timeout < 0 || rtimeout < timeout))
+			timeout = rtimeout;
 		if (ctx->is_stopping) {
-			if (lodged_nrunning(ctx) == 0)
+			if (lodged_nrunning(ctx) == 0 && ctx->router.pid == 0)
 				return;
 			if (now >= ctx->stop_deadline_ms && !ctx->has_killed) {
 				log_warn("workers still running after %d s: "
@@ -571,6 +596,7 @@ static void lodged_run(struct lodged_ctx *ctx)
 				for (size_t i = 0; i < ctx->nusers; i++)
 					supervise_signal_user(
 					    ctx, ctx->users[i], SIGKILL);
+				(void)frontend_stop(ctx, SIGKILL);
 				ctx->has_killed = true;
 			}
 			timeout = ctx->has_killed
@@ -586,16 +612,27 @@ static void lodged_run(struct lodged_ctx *ctx)
 		bool has_signal = false;
 
 		for (int i = 0; i < n; i++) {
-			struct lodged_user *u = evs[i].data.ptr;
+			enum lodged_ev *ev = evs[i].data.ptr;
+			struct lodged_user *u;
 
-			if (u == NULL) {
+			if (ev == NULL) {
 				has_signal = true;
 				continue;
 			}
-			/* A connection waits on u's socket, and no worker
-			 * of u runs (the socket is watched only then). */
-			if (u->is_watched && !ctx->is_stopping)
-				supervise_start(ctx, u);
+			switch (*ev) {
+			case LODGED_EV_USER:
+				/* A connection waits on u's socket, and no
+				 * worker of u runs (the socket is watched
+				 * only then). */
+				u = (struct lodged_user *)ev;
+				if (u->is_watched && !ctx->is_stopping)
+					supervise_start(ctx, u);
+				break;
+			case LODGED_EV_ROUTER_CHAN:
+			case LODGED_EV_ROUTER_LOG:
+				frontend_event(ctx, ev);
+				break;
+			}
 		}
 		if (has_signal)
 			lodged_signals(ctx);
@@ -652,8 +689,15 @@ int main(int argc, char **argv)
 		      "--check-config shows them)",
 		    ctx->config_path);
 	ctx->socket_gid = h.socket_gid;
+	ctx->front_gid = h.front_gid;
+	ctx->router.uid = h.router_uid;
+	ctx->router.gid = h.router_gid;
+	ctx->router.chan_fd = ctx->router.log_fd = -1;
+	ctx->router.ev_chan = LODGED_EV_ROUTER_CHAN;
+	ctx->router.ev_log = LODGED_EV_ROUTER_LOG;
 	lodged_detect_cgroups(ctx);
 	lodged_socket_dir(ctx->conf.socket_dir);
+	frontend_open(ctx);
 	if (!is_foreground && daemon(0, 1) < 0)
 		fatal("daemon: %s", strerror(errno));
 
@@ -676,8 +720,10 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < h.nusers; i++)
 		lodged_add_user(ctx, &h.users[i]);
 	conf_hosted_free(&h);
-	log_info("ready: %zu user(s) hosted, sockets in %s", ctx->nusers,
-	    ctx->conf.socket_dir);
+	frontend_start(ctx);
+	log_info("ready: %zu user(s) hosted, sockets in %s%s", ctx->nusers,
+	    ctx->conf.socket_dir,
+	    ctx->nfronts > 0 ? ", router on the front sockets" : "");
 
 	lodged_run(ctx);
 
@@ -685,6 +731,7 @@ int main(int argc, char **argv)
 		lodged_socket_close(ctx, ctx->users[i]);
 		supervise_free_user(ctx->users[i]);
 	}
+	frontend_close(ctx);
 	free(ctx->users);
 	conf_free(&ctx->conf);
 	log_info("stopped");

@@ -20,9 +20,20 @@
 #define LODGED_CRASH_LOOP 5     /* crashes in a row before the warning */
 #define LODGED_HEALTHY_MS 60000 /* a worker up this long ends a row */
 
+/* What an epoll event of lodged's loop points to (data.ptr; NULL is the
+ * signalfd): the first member of the struct it belongs to. */
+enum lodged_ev {
+	LODGED_EV_USER = 1,   /* a connection on a user's socket */
+	LODGED_EV_ROUTER_CHAN, /* a message from the router */
+	LODGED_EV_ROUTER_LOG,  /* a line on the router's stderr */
+};
+
 /* One worker process of a user (processes = N gives N slots). */
 struct lodged_slot {
 	pid_t pid;        /* 0: none */
+	uint32_t id;      /* lodged's name for it in router messages */
+	int router_end;   /* our copy of the router's end of its channel,
+	                     given again to a restarted router; -1: none */
 	bool is_stopping; /* we sent SIGTERM: its exit is no crash */
 	int64_t started_ms;
 	int64_t restart_at_ms; /* 0: no restart pending */
@@ -30,6 +41,7 @@ struct lodged_slot {
 
 /* A hosted user: its socket and its workers. */
 struct lodged_user {
+	enum lodged_ev ev; /* LODGED_EV_USER: first member */
 	struct conf_user cu; /* owned: the settings workers start with */
 	char sock_path[UTIL_MAX_PATH];
 	int listen_fd;   /* -1: no socket (creating it failed) */
@@ -39,6 +51,33 @@ struct lodged_user {
 	unsigned nrunning;
 	unsigned crashes; /* in a row */
 	int64_t first_crash_ms;
+};
+
+#define LODGED_ROUTER_BACKOFF_MIN_MS 100
+#define LODGED_ROUTER_BACKOFF_MAX_MS 10000
+
+/* A front listener (lodged keeps it open across router restarts, so that
+ * connections waiting in its backlog are not lost). */
+struct lodged_front {
+	int fd;
+	char path[UTIL_MAX_PATH]; /* Unix socket to remove at exit, or "" */
+};
+
+/* The router process, its channel and its log pipe. */
+struct lodged_router {
+	enum lodged_ev ev_chan; /* LODGED_EV_ROUTER_CHAN */
+	enum lodged_ev ev_log;  /* LODGED_EV_ROUTER_LOG */
+	pid_t pid;              /* 0: not running */
+	int chan_fd;            /* -1: none */
+	int log_fd;             /* -1: none */
+	char logbuf[1024];
+	size_t loglen;
+	bool is_stopping;       /* we sent SIGTERM: its exit is no crash */
+	unsigned crashes;
+	int64_t started_ms;
+	int64_t restart_at_ms;  /* 0: none pending */
+	uid_t uid;
+	gid_t gid;
 };
 
 /* The one context of the process (STYLE.md rule 7). */
@@ -54,12 +93,41 @@ struct lodged_ctx {
 	bool is_stopping;
 	int64_t stop_deadline_ms;
 	bool has_killed;
+	struct lodged_front fronts[CONF_MAX_FRONTS];
+	size_t nfronts;
+	gid_t front_gid;
+	struct lodged_router router;
+	uint32_t next_worker_id;
 };
 
 /* lodged.c: starts or stops watching u's socket for connections. */
 void lodged_watch(struct lodged_ctx *ctx, struct lodged_user *u, bool on);
 
+/* lodged.c: the hosted user named name, or NULL. */
+struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name);
+
+/* lodged.c: a Unix listening socket at path for root:gid 0660, created
+ * under a temporary name and renamed into place.  The descriptor, or -1
+ * after logging why (what names the socket in messages). */
+int lodged_unix_listen(const char *path, gid_t gid, const char *what);
+
 /* supervise.c */
+
+/* The folders to hide from a sandboxed process: the parents of hosted
+ * homes (own_home, if not NULL, is bound back by the sandbox).  Freed with
+ * supervise_hide_free; NULL when out of memory. */
+const char **supervise_hide_list(
+    struct lodged_ctx *ctx, const char *own_home, int *n_r);
+void supervise_hide_free(struct lodged_ctx *ctx, const char **hide);
+
+/* The router asked for u's workers: starts the ones not running, and
+ * tells the router again about those that run.  Returns the number of
+ * workers running afterwards. */
+unsigned supervise_start_for_router(
+    struct lodged_ctx *ctx, struct lodged_user *u);
+
+/* The router cut off the worker with this id: kill it (a crash). */
+void supervise_bad_peer(struct lodged_ctx *ctx, uint32_t id);
 
 /* A connection is waiting on u's socket and no worker runs: starts all
  * of u's workers (or as many as can be born; the others back off). */
@@ -79,5 +147,36 @@ void supervise_signal_user(
 
 /* Frees u (its socket must be closed already).  Can't fail. */
 void supervise_free_user(struct lodged_user *u);
+
+/* frontend.c: the front sockets and the router process. */
+
+/* Opens the front listeners of ctx->conf (at start; fatal on failure). */
+void frontend_open(struct lodged_ctx *ctx);
+
+/* Closes them and removes their Unix socket files (at exit). */
+void frontend_close(struct lodged_ctx *ctx);
+
+/* Starts the router now (no-op without fronts or while it runs). */
+void frontend_start(struct lodged_ctx *ctx);
+
+/* An event on the router's channel or log pipe. */
+void frontend_event(struct lodged_ctx *ctx, enum lodged_ev *ev);
+
+/* The router died if pid is its; returns true then. */
+bool frontend_reaped(struct lodged_ctx *ctx, pid_t pid, int status);
+
+/* Restarts the router when due; ms until the next restart, or -1. */
+int frontend_timers(struct lodged_ctx *ctx, int64_t now);
+
+/* A worker started: the router gets its channel (a copy of s->router_end). */
+void frontend_worker_up(
+    struct lodged_ctx *ctx, struct lodged_user *u, struct lodged_slot *s);
+
+/* SIGHUP: the router's settings from ctx->conf (old: the previous
+ * config) — a new router if they changed, else SIGHUP (host map). */
+void frontend_reload(struct lodged_ctx *ctx, const struct conf *old);
+
+/* SIGTERM to the router (lodged is stopping); true if it still runs. */
+bool frontend_stop(struct lodged_ctx *ctx, int sig);
 
 #endif

@@ -148,20 +148,27 @@ static int child_init(const struct spawn_plan *pl, const char **what_r)
 }
 
 /* Step 10: req->fds become 3, 4, 5, ...; the report pipe sits right above
- * them (still close-on-exec); stdin, stdout and stderr are /dev/null;
+ * them (still close-on-exec); stdin and stdout are /dev/null, and so is
+ * stderr unless req->stderr_fd names the pipe lodged logs (the router);
  * everything else is closed.  Sources may overlap targets (fds[0] == 4, fds[1] == 3), so every
  * source is first copied above all of them. */
 static int place_fds(struct spawn_plan *pl, const char **what_r)
 {
 	const struct spawn_req *req = pl->req;
 	int tmp[SPAWN_MAX_FDS], hi = 3 + req->nfds + 1, report, devnull;
+	int err_fd = -1;
 
 	for (int i = 0; i < req->nfds; i++)
 		if (req->fds[i] >= hi)
 			hi = req->fds[i] + 1;
 	if (pl->report_fd >= hi)
 		hi = pl->report_fd + 1;
+	if (req->stderr_fd > 2 && req->stderr_fd >= hi)
+		hi = req->stderr_fd + 1;
 	*what_r = "copy descriptors";
+	if (req->stderr_fd > 2 &&
+	    (err_fd = fcntl(req->stderr_fd, F_DUPFD_CLOEXEC, hi)) < 0)
+		return -1;
 	for (int i = 0; i < req->nfds; i++)
 		if ((tmp[i] = fcntl(req->fds[i], F_DUPFD_CLOEXEC, hi)) < 0)
 			return -1;
@@ -180,7 +187,7 @@ static int place_fds(struct spawn_plan *pl, const char **what_r)
 	*what_r = "stdio /dev/null";
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
-	    dup2(devnull, 2) < 0)
+	    dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0)
 		return -1;
 	/* Leaked descriptors are how runc's CVE-2024-21626 escaped, and how
 	 * a naive launcher let a worker read /etc/shadow (SANDBOX.md §2). */

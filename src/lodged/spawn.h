@@ -48,6 +48,11 @@ struct spawn_req {
 	 * listening socket, channels.  All others are closed. */
 	const int *fds;
 	int nfds;
+	/* > 2: becomes the child's stderr (the write end of a pipe whose
+	 * lines lodged logs: the router's messages); otherwise /dev/null.
+	 * Never given to a worker: lodged's log must not be writable by user
+	 * code. */
+	int stderr_fd;
 };
 
 /*

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "lodged.h"
 #include "log.h"
@@ -80,8 +82,8 @@ static void supervise_crashed(struct lodged_ctx *ctx, struct lodged_user *u,
  * visible; the sandbox binds the user's own home back.  A home whose
  * folder is a system one (/, /var, /srv/...) is hidden by itself instead.
  */
-static const char **supervise_hide_list(
-    struct lodged_ctx *ctx, struct lodged_user *u, int *n_r)
+const char **supervise_hide_list(
+    struct lodged_ctx *ctx, const char *own_home, int *n_r)
 {
 	static const char *const system_dirs[] = {"/", "/var", "/usr", "/etc",
 	    "/opt", "/srv", "/lib", "/run", "/tmp", NULL};
@@ -109,7 +111,7 @@ static const char **supervise_hide_list(
 			if (strcmp(parent, system_dirs[k]) == 0)
 				is_system = true;
 		if (is_system) {
-			if (strcmp(home, u->cu.home) != 0)
+			if (own_home == NULL || strcmp(home, own_home) != 0)
 				hide[n++] = home;
 			continue;
 		}
@@ -128,7 +130,7 @@ static const char **supervise_hide_list(
 	return hide;
 }
 
-static void supervise_hide_free(struct lodged_ctx *ctx, const char **hide)
+void supervise_hide_free(struct lodged_ctx *ctx, const char **hide)
 {
 	char **parents = (char **)hide[2 * ctx->nusers + 1];
 
@@ -164,15 +166,30 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
     struct lodged_slot *s, int64_t now)
 {
 	char threads[16], idle[16], err[512], groups[1024], maxmem[24];
-	const char *argv[20];
+	char timeout[16];
+	const char *argv[24];
 	int argc = 0;
 	int nhide = 0;
 	const char **hide;
+	int fds[2], chan[2] = {-1, -1};
 	pid_t pid;
 	int rc;
 
 	if (u->listen_fd < 0)
 		return -1;
+	/* With a router, each worker gets a channel of its own: the worker
+	 * reads front connections from it; the router gets the other end,
+	 * and lodged keeps a copy of that end for a restarted router. */
+	if (ctx->nfronts > 0 &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0) {
+		log_error("worker %s: socketpair: %s", u->cu.name,
+		    strerror(errno));
+		supervise_crashed(ctx, u, s, now);
+		return -1;
+	}
+	fds[0] = u->listen_fd;
+	fds[1] = chan[1];
+	snprintf(timeout, sizeof(timeout), "%u", u->cu.limits.request_timeout);
 	snprintf(threads, sizeof(threads), "%u", u->cu.limits.threads);
 	snprintf(idle, sizeof(idle), "%u", u->cu.limits.idle_timeout);
 	argv[argc++] = "lodge-worker";
@@ -184,6 +201,12 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	argv[argc++] = u->cu.log_dir;
 	argv[argc++] = "--threads";
 	argv[argc++] = threads;
+	argv[argc++] = "--request-timeout";
+	argv[argc++] = timeout;
+	if (chan[1] >= 0) {
+		argv[argc++] = "--router-fd";
+		argv[argc++] = "4";
+	}
 	if (u->cu.limits.idle_timeout > 0) {
 		argv[argc++] = "--idle-exit";
 		argv[argc++] = idle;
@@ -206,15 +229,13 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 		log_error("worker %s: too many groups (%d) for the command "
 		          "line",
 		    u->cu.name, u->cu.ngroups);
-		supervise_crashed(ctx, u, s, now);
-		return -1;
+		goto fail;
 	}
 
-	hide = supervise_hide_list(ctx, u, &nhide);
+	hide = supervise_hide_list(ctx, u->cu.home, &nhide);
 	if (hide == NULL) {
 		log_error("worker %s: out of memory", u->cu.name);
-		supervise_crashed(ctx, u, s, now);
-		return -1;
+		goto fail;
 	}
 	struct spawn_req req = {
 	    .user = u->cu.name,
@@ -239,8 +260,8 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	    .seccomp_mode = supervise_seccomp(ctx->conf.seccomp),
 	    .worker_path = ctx->conf.worker,
 	    .argv = (char *const *)argv,
-	    .fds = &u->listen_fd,
-	    .nfds = 1,
+	    .fds = fds,
+	    .nfds = chan[1] >= 0 ? 2 : 1,
 	};
 	err[0] = '\0';
 	rc = spawn_worker(&req, &pid, err, sizeof(err));
@@ -248,9 +269,14 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	if (rc < 0) {
 		log_error("worker %s: %s", u->cu.name,
 		    err[0] != '\0' ? err : "could not be started");
-		supervise_crashed(ctx, u, s, now);
-		return -1;
+		goto fail;
 	}
+	if (chan[1] >= 0)
+		close(chan[1]);
+	s->router_end = chan[0];
+	s->id = ++ctx->next_worker_id;
+	if (s->id == 0)
+		s->id = ++ctx->next_worker_id;
 	s->pid = pid;
 	s->is_stopping = false;
 	s->started_ms = now;
@@ -258,7 +284,17 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	u->nrunning++;
 	log_info("worker %s: started (pid %d, slot %d)", u->cu.name, (int)pid,
 	    (int)(s - u->slots));
+	if (s->router_end >= 0)
+		frontend_worker_up(ctx, u, s);
 	return 0;
+
+fail:
+	if (chan[0] >= 0) {
+		close(chan[0]);
+		close(chan[1]);
+	}
+	supervise_crashed(ctx, u, s, now);
+	return -1;
 }
 
 void supervise_start(struct lodged_ctx *ctx, struct lodged_user *u)
@@ -271,6 +307,36 @@ void supervise_start(struct lodged_ctx *ctx, struct lodged_user *u)
 	for (unsigned i = 0; i < u->cu.limits.processes; i++)
 		if (u->slots[i].pid == 0 && u->slots[i].restart_at_ms == 0)
 			(void)supervise_spawn(ctx, u, &u->slots[i], now);
+}
+
+unsigned supervise_start_for_router(
+    struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
+		if (u->slots[i].pid != 0 && u->slots[i].router_end >= 0)
+			frontend_worker_up(ctx, u, &u->slots[i]);
+	if (u->nrunning < u->cu.limits.processes)
+		supervise_start(ctx, u);
+	return u->nrunning;
+}
+
+void supervise_bad_peer(struct lodged_ctx *ctx, uint32_t id)
+{
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		for (unsigned j = 0; j < CONF_MAX_PROCESSES; j++) {
+			struct lodged_slot *s = &ctx->users[i]->slots[j];
+
+			if (s->pid == 0 || s->id != id)
+				continue;
+			/* Its code sent the router garbage: it may be
+			 * compromised.  Killed, it counts as a crash. */
+			log_error("worker %s (pid %d): cut off by the router "
+			          "(it sent a bad message); killing it",
+			    ctx->users[i]->cu.name, (int)s->pid);
+			kill(s->pid, SIGKILL);
+			return;
+		}
+	}
 }
 
 /* Takes u out of ctx->users and frees it, once nothing of it runs. */
@@ -312,9 +378,13 @@ void supervise_reaped(struct lodged_ctx *ctx, pid_t pid, int status)
 		}
 	}
 	if (s == NULL)
-		return; /* not a worker (nothing else is forked here) */
+		return; /* not a worker */
 	s->pid = 0;
 	u->nrunning--;
+	if (s->router_end >= 0) {
+		close(s->router_end);
+		s->router_end = -1;
+	}
 
 	if (WIFEXITED(status))
 		snprintf(how, sizeof(how), "exited with status %d",

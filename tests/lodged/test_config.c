@@ -88,6 +88,37 @@ static const struct ok_row ok_rows[] = {
     {"\xEF\xBB\xBF[lodge]\nthreads = 8\n", "threads", 8, NULL},
     {"[lodge]\r\nthreads = 9\r\n", "threads", 9, NULL},
     {"[lodge]\nthreads = 2\n[lodge]\nprocesses = 3\n", "threads", 2, NULL},
+    {"", "nfronts", 0, NULL},
+    {"", "route", CONF_ROUTE_HEADER, NULL},
+    {"", "queue_max", 64, NULL},
+    {"", "queue_timeout", 30, NULL},
+    {"", "inflight_max", 64, NULL},
+    {"", "front_group", 0, "www-data"},
+    {"", "host_map", 0, "/etc/lodge/hosts.map"},
+    {"", "router", 0, "/usr/sbin/lodge-router"},
+    {"", "router_policy", 0, "/etc/lodge/policy/router.policy"},
+    {"", "router_user", 0, "lodge"},
+    {"[lodge]\nfront = http:unix:/run/h.sock, uwsgi:tcp:127.0.0.1:9\n",
+        "nfronts", 2, NULL},
+    {"[lodge]\nfront = http:unix:/run/h.sock uwsgi:tcp:127.0.0.1:9\n",
+        "front1", 0, "uwsgi:tcp:127.0.0.1:9"},
+    {"[lodge]\nfront = uwsgi:tcp:127.0.0.1:9\n", "front0_kind",
+        CONF_FRONT_UWSGI, NULL},
+    {"[lodge]\nfront = http:tcp:127.0.0.1:9\n", "front0_trusted", 0, NULL},
+    {"[lodge]\nfront_trusted = http:tcp:127.0.0.1:9\n"
+     "front = http:tcp:127.0.0.1:9\n",
+        "front0_trusted", 1, NULL},
+    {"[lodge]\nroute = host\n", "route", CONF_ROUTE_HOST, NULL},
+    {"[lodge]\nroute = var\n", "route", CONF_ROUTE_VAR, NULL},
+    {"[lodge]\nqueue_max = 5\n", "queue_max", 5, NULL},
+    {"[lodge]\nqueue_timeout = 2\n", "queue_timeout", 2, NULL},
+    {"[lodge]\ninflight_max = 3\n", "inflight_max", 3, NULL},
+    {"[lodge]\nfront_group = apache\n", "front_group", 0, "apache"},
+    {"[lodge]\nhost_map = /etc/h\n", "host_map", 0, "/etc/h"},
+    {"[lodge]\nrouter = /opt/r\n", "router", 0, "/opt/r"},
+    {"[lodge]\nrouter_policy = /etc/r.policy\n", "router_policy", 0,
+        "/etc/r.policy"},
+    {"[lodge]\nrouter_user = lodge2\n", "router_user", 0, "lodge2"},
 };
 
 static uint64_t num_field(const struct conf *c, const char *f)
@@ -118,6 +149,20 @@ static uint64_t num_field(const struct conf *c, const char *f)
 		return l->idle_timeout;
 	if (strcmp(f, "nentries") == 0)
 		return c->nentries;
+	if (strcmp(f, "nfronts") == 0)
+		return c->nfronts;
+	if (strcmp(f, "route") == 0)
+		return c->route;
+	if (strcmp(f, "queue_max") == 0)
+		return c->queue_max;
+	if (strcmp(f, "queue_timeout") == 0)
+		return c->queue_timeout;
+	if (strcmp(f, "inflight_max") == 0)
+		return c->inflight_max;
+	if (strcmp(f, "front0_kind") == 0)
+		return c->fronts[0].kind;
+	if (strcmp(f, "front0_trusted") == 0)
+		return c->fronts[0].is_trusted;
 	fail_msg("unknown field %s", f);
 	return 0;
 }
@@ -138,6 +183,18 @@ static const char *str_field(const struct conf *c, const char *f)
 		return c->policy;
 	if (strcmp(f, "worker") == 0)
 		return c->worker;
+	if (strcmp(f, "front_group") == 0)
+		return c->front_group;
+	if (strcmp(f, "host_map") == 0)
+		return c->host_map;
+	if (strcmp(f, "router") == 0)
+		return c->router;
+	if (strcmp(f, "router_policy") == 0)
+		return c->router_policy;
+	if (strcmp(f, "router_user") == 0)
+		return c->router_user;
+	if (strcmp(f, "front1") == 0)
+		return c->nfronts > 1 ? c->fronts[1].spec : NULL;
 	return (const char *)-1;
 }
 
@@ -295,7 +352,42 @@ static const struct err_row err_rows[] = {
            "users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "
            "control_group, policy, seccomp, network, worker, processes, "
            "threads, memory_max, pids_max, cpu_weight, nofile, "
-           "request_timeout, idle_timeout"}},
+           "request_timeout, idle_timeout, front, front_group, "
+           "front_trusted, route, host_map, router, router_policy, "
+           "router_user, queue_max, queue_timeout, inflight_max"}},
+    {"[lodge]\nfront = ftp:unix:/x\n",
+        {F ":2: front: 'ftp:unix:/x' does not start with http: or uwsgi:; "
+           "write e.g. 'http:unix:/run/lodge/http.sock' or "
+           "'uwsgi:tcp:127.0.0.1:8091'"}},
+    {"[lodge]\nfront = http:unix:rel.sock\n",
+        {F ":2: front: 'http:unix:rel.sock': unix: needs an absolute path; "
+           "write unix:/ABSOLUTE/PATH or tcp:HOST:PORT after the protocol"}},
+    {"[lodge]\nfront = http:unix:/run/../x\n",
+        {F ":2: front: 'http:unix:/run/../x': a Unix front socket needs an "
+           "absolute path without '..', like unix:/run/lodge/http.sock"}},
+    {"[lodge]\nfront = http:unix:/a, http:unix:/a\n",
+        {F ":2: front: 'http:unix:/a' is listed twice"}},
+    {"[lodge]\nfront = http:unix:/a\nfront_trusted = http:unix:/b\n",
+        {F ":3: front_trusted: 'http:unix:/b' is not one of the front "
+           "listeners; copy it exactly from 'front ='"}},
+    {"[lodge]\nroute = path\n",
+        {F ":2: route: expected 'header' (X-Lodge-App), 'host' (host_map) "
+           "or 'var' (the uwsgi var LODGE_APP), got 'path'"}},
+    {"[lodge]\nqueue_max = 0\nqueue_timeout = 9999\n",
+        {F ":2: queue_max: expected a number from 1 to 100000, got '0'; "
+           "write e.g. 'queue_max = 64'",
+            F ":3: queue_timeout: expected a number from 1 to 3600, got "
+              "'9999'; write e.g. 'queue_timeout = 30'"}},
+    {"[lodge]\nrouter_user = r00t!\nhost_map = maps\n",
+        {F ":2: router_user: 'r00t!' is not a user name; write "
+           "'router_user = lodge' (a system user of its own: adduser "
+           "--system --group lodge)",
+            F ":3: host_map: expected an absolute path without '..', got "
+              "'maps'; write e.g. 'host_map = /etc/lodge/hosts.map'"}},
+    {"[lodge]\nfront = http:tcp:127.0.0.1:99999\n",
+        {F ":2: front: 'http:tcp:127.0.0.1:99999': port must be a number "
+           "from 1 to 65535; write unix:/ABSOLUTE/PATH or tcp:HOST:PORT "
+           "after the protocol"}},
     {"[server]\nthreads = 4\n[lodge]\n",
         {F ":1: [server]: unknown section; write [lodge] for the settings "
            "and [user NAME] for one user's limits"}},

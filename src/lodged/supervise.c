@@ -315,6 +315,12 @@ unsigned supervise_start_for_router(
 	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
 		if (u->slots[i].pid != 0 && u->slots[i].router_end >= 0)
 			frontend_worker_up(ctx, u, &u->slots[i]);
+	/* A worker that crashed once (killed by the OOM killer, say) is
+	 * started again at once when requests wait for it: the backoff is
+	 * for crash loops. */
+	if (u->crashes <= 1)
+		for (unsigned i = 0; i < u->cu.limits.processes; i++)
+			u->slots[i].restart_at_ms = 0;
 	if (u->nrunning < u->cu.limits.processes)
 		supervise_start(ctx, u);
 	return u->nrunning;

@@ -11,11 +11,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-pkgs="build-essential cmake pkg-config clang-format
+pkgs="build-essential cmake pkg-config clang-format clang libclang-rt-dev
 python3 python3-dev libpython3-dev python3-flask
 libcmocka-dev libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev
 libinih-dev libsystemd-dev
-curl procps socat"
+curl procps socat apache2
+debhelper dpkg-dev lintian fakeroot"
 
 if [ "${1:-}" = "--bench" ]; then
 	pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn apache2 libapache2-mod-wsgi-py3 nginx"

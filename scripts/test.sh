@@ -35,4 +35,9 @@ echo "== integration tests with the ASan + UBSan lodge-worker"
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --output-on-failure -L integration --timeout 900)
 
+# The untrusted-input parsers (request heads, uwsgi packets, channel
+# messages) under libFuzzer, 20 s each; scripts/fuzz.sh 3600 is the long run.
+echo "== fuzzing"
+./scripts/fuzz.sh 20
+
 echo "== all tests passed"

@@ -255,7 +255,8 @@ int msg_front_decode(const struct msg *m, struct msg_front_view *v,
 		return -1;
 	}
 	memcpy(&f, m->payload, sizeof(f));
-	if (f.id == 0 || (f.flags & ~MSG_FRONT_HTTPS) != 0 || f.pad != 0) {
+	if (f.id == 0 || (f.flags & ~MSG_FRONT_HTTPS) != 0 || f.pad[0] != 0 ||
+	    f.pad[1] != 0) {
 		*errstr_r = "FRONT with a bad id or flags";
 		return -1;
 	}
@@ -288,7 +289,9 @@ size_t msg_front_encode(uint8_t *out, size_t size, uint32_t id,
 	struct msg_front f = {.id = id, .flags = flags};
 	size_t off = sizeof(f);
 
-	if (id == 0 || nbytes == 0)
+	/* size below the record would make "size - off" below wrap around
+	 * and let everything seem to fit. */
+	if (id == 0 || nbytes == 0 || size < sizeof(f))
 		return 0;
 	for (int i = 0; i < MSG_FRONT_NSTR; i++) {
 		size_t len = strlen(str[i]);

@@ -87,8 +87,10 @@ struct msg_front {
 	uint32_t id;    /* the router's name for the connection, never 0 */
 	uint32_t flags; /* MSG_FRONT_* */
 	uint16_t len[MSG_FRONT_NSTR];
-	uint16_t pad;
+	uint16_t pad[2]; /* zero; makes the size 24 with no hidden padding */
 };
+
+_Static_assert(sizeof(struct msg_front) == 24, "struct msg_front layout");
 
 #define MSG_FRONT_MAX_STR 1024
 

@@ -261,6 +261,8 @@ static char **conf_str_field(struct conf *conf, const char *key)
 		return &conf->log_dir;
 	if (strcmp(key, "socket_dir") == 0)
 		return &conf->socket_dir;
+	if (strcmp(key, "control_socket") == 0)
+		return &conf->control_socket;
 	if (strcmp(key, "policy") == 0)
 		return &conf->policy;
 	if (strcmp(key, "worker") == 0)
@@ -302,6 +304,7 @@ static void conf_set_abs_path(struct conf_parse *p, const char *key,
 {
 	const char *example =
 	    strcmp(key, "socket_dir") == 0      ? "/run/lodge/users"
+	    : strcmp(key, "control_socket") == 0 ? "/run/lodge/control.sock"
 	    : strcmp(key, "policy") == 0        ? "/etc/lodge/policy/default.policy"
 	    : strcmp(key, "router_policy") == 0 ? "/etc/lodge/policy/router.policy"
 	    : strcmp(key, "host_map") == 0      ? "/etc/lodge/hosts.map"
@@ -323,6 +326,16 @@ static void conf_set_abs_path(struct conf_parse *p, const char *key,
 		    "characters, so that DIR/USER.sock fits); write a "
 		    "shorter path like '/run/lodge/users'",
 		    value, CONF_MAX_SOCKET_DIR);
+		return;
+	}
+	/* lodged binds PATH.new and renames it: both fit in sun_path. */
+	if (strcmp(key, "control_socket") == 0 &&
+	    strlen(value) > UTIL_MAX_PATH - 1 - 4) {
+		conf_err(p, key,
+		    "'%s' is too long for a Unix socket path (at most %d "
+		    "characters); write a shorter path like "
+		    "'/run/lodge/control.sock'",
+		    value, UTIL_MAX_PATH - 1 - 4);
 		return;
 	}
 	conf_store_str(p, key, value, conf_str_field(p->conf, key));
@@ -666,7 +679,8 @@ static void conf_set_num(struct conf_parse *p, const char *key,
 
 #define CONF_KNOWN_LODGE                                                       \
 	"users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "        \
-	"control_group, policy, seccomp, network, worker, processes, "         \
+	"control_group, control_socket, policy, seccomp, network, worker, "    \
+	"processes, "                                                          \
 	"threads, memory_max, pids_max, cpu_weight, nofile, "                  \
 	"request_timeout, idle_timeout, front, front_group, front_trusted, "  \
 	"route, host_map, router, router_policy, router_user, queue_max, "     \
@@ -683,6 +697,7 @@ static const struct conf_key conf_keys[] = {
     {"socket_dir", 0, conf_set_abs_path},
     {"socket_group", 0, conf_set_group},
     {"control_group", 0, conf_set_group},
+    {"control_socket", 0, conf_set_abs_path},
     {"policy", 0, conf_set_abs_path},
     {"seccomp", 0, conf_set_seccomp},
     {"worker", 0, conf_set_abs_path},
@@ -897,6 +912,8 @@ static void conf_defaults(struct conf_parse *p)
 	conf->log_dir = conf_strdup(p, "log_dir", "logs/lodge");
 	conf->socket_dir = conf_strdup(p, "socket_dir", "/run/lodge/users");
 	conf->socket_group = conf_strdup(p, "socket_group", "www-data");
+	conf->control_socket =
+	    conf_strdup(p, "control_socket", "/run/lodge/control.sock");
 	conf->policy =
 	    conf_strdup(p, "policy", "/etc/lodge/policy/default.policy");
 	conf->worker = conf_strdup(p, "worker", "/usr/sbin/lodge-worker");
@@ -1058,6 +1075,7 @@ void conf_free(struct conf *conf)
 	free(conf->socket_dir);
 	free(conf->socket_group);
 	free(conf->control_group);
+	free(conf->control_socket);
 	free(conf->policy);
 	free(conf->worker);
 	for (size_t i = 0; i < conf->nfronts; i++)

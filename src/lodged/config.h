@@ -13,6 +13,7 @@
  *   socket_dir = /run/lodge/users     ; NAME.sock per user
  *   socket_group = www-data           ; the web server's group
  *   control_group =                   ; may use the control socket
+ *   control_socket = /run/lodge/control.sock  ; lodgectl's
  *   policy = /etc/lodge/policy/default.policy
  *   seccomp = enforce | log | kill
  *   network = host | loopback
@@ -124,6 +125,7 @@ struct conf {
 	char *socket_dir;
 	char *socket_group;
 	char *control_group; /* NULL: none */
+	char *control_socket; /* lodgectl's socket */
 	char *policy;
 	enum conf_seccomp seccomp;
 	char *worker;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,7 +32,6 @@
 #include "spawn.h"
 
 #define FRONTEND_ROUTER_NOFILE 65536
-#define FRONTEND_ROUTER_MEMORY (512ULL << 20)
 #define FRONTEND_ROUTER_PIDS 16
 #define FRONTEND_TMP_SIZE (1ULL << 20)
 
@@ -194,6 +194,14 @@ void frontend_start(struct lodged_ctx *ctx)
 	if (ctx->nfronts == 0 || r->pid != 0 || ctx->is_stopping)
 		return;
 	r->restart_at_ms = 0;
+	/* As many descriptors as lodged may have, up to 65536: raising the
+	 * hard limit needs CAP_SYS_RESOURCE, which a container may lack. */
+	struct rlimit rl;
+	uint64_t nofile = FRONTEND_ROUTER_NOFILE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+	    rl.rlim_max < nofile)
+		nofile = rl.rlim_max;
 	frontend_argv(ctx, argv, bufs, nums, sizeof(nums));
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)
 		goto fail_early;
@@ -228,9 +236,12 @@ void frontend_start(struct lodged_ctx *ctx)
 	    /* The router only accepts on the sockets it is given: it needs
 	     * no network of its own. */
 	    .network = SPAWN_NET_LOOPBACK,
-	    .memory_max = FRONTEND_ROUTER_MEMORY,
+	    /* No address-space limit: the router's memory is bounded by
+	     * design (connections x head buffer), and an AddressSanitizer
+	     * build reserves terabytes of address space. */
+	    .memory_max = 0,
 	    .pids_max = FRONTEND_ROUTER_PIDS,
-	    .nofile = FRONTEND_ROUTER_NOFILE,
+	    .nofile = nofile,
 	    .fsize = 0,
 	    .tmp_size = FRONTEND_TMP_SIZE,
 	    .cgroup_dir = NULL,
@@ -258,6 +269,7 @@ void frontend_start(struct lodged_ctx *ctx)
 		goto fail;
 	}
 	r->pid = pid;
+	r->nstarts++;
 	r->chan_fd = chan[0];
 	r->log_fd = logp[0];
 	r->loglen = 0;

@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include <linux/magic.h>
+#include <systemd/sd-daemon.h> /* sd_notify: lodge.service, Type=notify */
 
+#include "control.h"
 #include "lodged.h"
 #include "log.h"
 #include "sandbox.h"
@@ -107,6 +109,8 @@ void lodged_watch(struct lodged_ctx *ctx, struct lodged_user *u, bool on)
 
 	if (u->listen_fd < 0 || u->is_watched == on)
 		return;
+	if (on && u->is_held)
+		return; /* lodgectl stop: no connection starts a worker */
 	if (epoll_ctl(ctx->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
 	        u->listen_fd, &ev) < 0) {
 		log_error("%s: epoll: %s", u->sock_path, strerror(errno));
@@ -268,34 +272,34 @@ struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name)
 /* ---------------------------------------------------------------------- */
 /* Configuration */
 
-/* Loads and resolves path; on failure logs every error and returns -1. */
-static int lodged_load(
-    const char *path, struct conf *conf, struct conf_hosted *h)
+/* Loads and resolves path: 0, or -1 (conf and h hold nothing then).
+ * Every error and warning is logged and appended to errs and warns (the
+ * caller frees them). */
+static int lodged_load(const char *path, struct conf *conf,
+    struct conf_hosted *h, struct conf_msgs *errs, struct conf_msgs *warns)
 {
-	struct conf_msgs errs = {0}, warns = {0};
 	struct stat st;
 	int rc = -1;
 
 	/* The config names the binary lodged runs as each user and the
 	 * policy that confines it: only root may be able to change it. */
 	if (stat(path, &st) == 0 && (st.st_uid != 0 || (st.st_mode & 022))) {
-		log_error("%s: owned by uid %u with mode %04o; it must be "
-		          "root's and writable by root only (chown root %s; "
-		          "chmod 644 %s)",
+		conf_msgs_add(errs,
+		    "%s: owned by uid %u with mode %04o; it must be root's and "
+		    "writable by root only (chown root %s; chmod 644 %s)",
 		    path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
 		    path, path);
+		log_msgs(true, errs);
 		return -1;
 	}
-	if (conf_load(path, conf, &errs) == 0) {
-		if (conf_resolve(conf, h, &errs, &warns) == 0)
+	if (conf_load(path, conf, errs) == 0) {
+		if (conf_resolve(conf, h, errs, warns) == 0)
 			rc = 0;
 		else
 			conf_free(conf);
 	}
-	log_msgs(false, &warns);
-	log_msgs(true, &errs);
-	conf_msgs_free(&errs);
-	conf_msgs_free(&warns);
+	log_msgs(false, warns);
+	log_msgs(true, errs);
 	return rc;
 }
 
@@ -309,23 +313,45 @@ static size_t lodged_nhosted(const struct lodged_ctx *ctx)
 }
 
 /*
- * SIGHUP: the new config replaces the old one only if it is entirely
- * valid.  Users no longer listed lose their socket and workers; new ones
- * get a socket; users whose workers would start differently get their
- * workers drained (SIGTERM), and the next connection starts new ones.
+ * SIGHUP (and lodgectl reload-config): the new config replaces the old
+ * one only if it is entirely valid.  Users no longer listed lose their
+ * socket and workers; new ones get a socket; users whose workers would
+ * start differently get their workers drained (SIGTERM), and the next
+ * connection starts new ones.
  */
-static void lodged_reload(struct lodged_ctx *ctx)
+int lodged_reload(struct lodged_ctx *ctx, struct conf_msgs *errs_r,
+    struct conf_msgs *warns_r)
 {
+	struct conf_msgs errs = {0}, warns = {0};
 	struct conf conf;
 	struct conf_hosted h;
 	bool is_global_changed;
+	int rc;
 
+	/* systemd: "reloading" until the READY=1 below (either one). */
+	(void)sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
 	log_info("SIGHUP: reading %s", ctx->config_path);
-	if (lodged_load(ctx->config_path, &conf, &h) < 0) {
+	rc = lodged_load(ctx->config_path, &conf, &h, &errs, &warns);
+	/* lodgectl reload-config shows them to whoever asked, too. */
+	if (errs_r != NULL) {
+		*errs_r = errs;
+		errs = (struct conf_msgs){0};
+	}
+	if (warns_r != NULL) {
+		*warns_r = warns;
+		warns = (struct conf_msgs){0};
+	}
+	conf_msgs_free(&errs);
+	conf_msgs_free(&warns);
+	if (rc < 0) {
 		log_error("%s: not loaded; the previous configuration stays "
 		          "in force",
 		    ctx->config_path);
-		return;
+		(void)sd_notifyf(0, "READY=1\nSTATUS=%zu user(s) hosted; "
+		                    "the last reload failed (%s has errors, "
+		                    "see the log)",
+		    lodged_nhosted(ctx), ctx->config_path);
+		return -1;
 	}
 	if (strcmp(conf.socket_dir, ctx->conf.socket_dir) != 0) {
 		log_warn("%s: socket_dir changed to %s; this takes effect when "
@@ -383,6 +409,10 @@ static void lodged_reload(struct lodged_ctx *ctx)
 	struct conf old_conf = ctx->conf;
 
 	ctx->conf = conf;
+	/* The control socket follows control_group at once. */
+	ctx->has_control_gid = h.has_control_gid;
+	ctx->control_gid = h.control_gid;
+	control_reconfigured(ctx);
 	if (h.router_uid != ctx->router.uid || h.router_gid != ctx->router.gid)
 		is_global_changed = true; /* the router restarts */
 	ctx->router.uid = h.router_uid;
@@ -418,6 +448,9 @@ static void lodged_reload(struct lodged_ctx *ctx)
 	conf_hosted_free(&h);
 	log_info("%s: loaded; %zu user(s) hosted", ctx->config_path,
 	    lodged_nhosted(ctx));
+	(void)sd_notifyf(0, "READY=1\nSTATUS=%zu user(s) hosted (reloaded)",
+	    lodged_nhosted(ctx));
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -541,6 +574,7 @@ static void lodged_begin_stop(struct lodged_ctx *ctx, int sig)
 	log_info(
 	    "%s: stopping %zu worker(s)", strsignal(sig), lodged_nrunning(ctx));
 	ctx->is_stopping = true;
+	(void)sd_notify(0, "STOPPING=1\nSTATUS=Stopping the workers");
 	ctx->stop_deadline_ms = util_now_ms() + LODGED_STOP_TIMEOUT_MS;
 	for (size_t i = 0; i < ctx->nusers; i++) {
 		lodged_watch(ctx, ctx->users[i], false);
@@ -560,7 +594,7 @@ static void lodged_signals(struct lodged_ctx *ctx)
 			break;
 		case SIGHUP:
 			if (!ctx->is_stopping)
-				lodged_reload(ctx);
+				(void)lodged_reload(ctx, NULL, NULL);
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -632,8 +666,14 @@ static void lodged_run(struct lodged_ctx *ctx)
 			case LODGED_EV_ROUTER_LOG:
 				frontend_event(ctx, ev);
 				break;
+			case LODGED_EV_CONTROL:
+				control_event(ctx, ev);
+				break;
 			}
 		}
+		/* lodgectl's commands run after the batch too, for the same
+		 * reason (reload-config may free a user). */
+		control_run(ctx);
 		if (has_signal)
 			lodged_signals(ctx);
 	}
@@ -684,11 +724,17 @@ int main(int argc, char **argv)
 		fatal("must run as root (it starts each user's worker as "
 		      "that user)");
 	umask(077);
-	if (lodged_load(ctx->config_path, &ctx->conf, &h) < 0)
+	struct conf_msgs errs = {0}, warns = {0};
+
+	if (lodged_load(ctx->config_path, &ctx->conf, &h, &errs, &warns) < 0)
 		fatal("%s: not loaded; fix the errors above (lodged "
 		      "--check-config shows them)",
 		    ctx->config_path);
+	conf_msgs_free(&errs);
+	conf_msgs_free(&warns);
 	ctx->socket_gid = h.socket_gid;
+	ctx->has_control_gid = h.has_control_gid;
+	ctx->control_gid = h.control_gid;
 	ctx->front_gid = h.front_gid;
 	ctx->router.uid = h.router_uid;
 	ctx->router.gid = h.router_gid;
@@ -716,6 +762,7 @@ int main(int argc, char **argv)
 	if (ctx->sigfd < 0 || ctx->epfd < 0 ||
 	    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->sigfd, &ev) < 0)
 		fatal("signalfd/epoll: %s", strerror(errno));
+	control_open(ctx);
 
 	for (size_t i = 0; i < h.nusers; i++)
 		lodged_add_user(ctx, &h.users[i]);
@@ -724,6 +771,10 @@ int main(int argc, char **argv)
 	log_info("ready: %zu user(s) hosted, sockets in %s%s", ctx->nusers,
 	    ctx->conf.socket_dir,
 	    ctx->nfronts > 0 ? ", router on the front sockets" : "");
+	/* systemd (Type=notify): ready only now, with every listener open
+	 * and the router started.  A no-op without NOTIFY_SOCKET. */
+	(void)sd_notifyf(0, "READY=1\nSTATUS=%zu user(s) hosted%s",
+	    ctx->nusers, ctx->nfronts > 0 ? ", router on the front sockets" : "");
 
 	lodged_run(ctx);
 
@@ -732,6 +783,7 @@ int main(int argc, char **argv)
 		supervise_free_user(ctx->users[i]);
 	}
 	frontend_close(ctx);
+	control_close(ctx);
 	free(ctx->users);
 	conf_free(&ctx->conf);
 	log_info("stopped");

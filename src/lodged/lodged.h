@@ -26,6 +26,8 @@ enum lodged_ev {
 	LODGED_EV_USER = 1,   /* a connection on a user's socket */
 	LODGED_EV_ROUTER_CHAN, /* a message from the router */
 	LODGED_EV_ROUTER_LOG,  /* a line on the router's stderr */
+	LODGED_EV_CONTROL,     /* the control socket, a lodgectl connection
+	                          or a log reader's pipe (control.c) */
 };
 
 /* One worker process of a user (processes = N gives N slots). */
@@ -37,6 +39,12 @@ struct lodged_slot {
 	bool is_stopping; /* we sent SIGTERM: its exit is no crash */
 	int64_t started_ms;
 	int64_t restart_at_ms; /* 0: no restart pending */
+	/* Counted for lodgectl status and metrics (control.c), over
+	 * lodged's life: */
+	unsigned nstarts;  /* births */
+	unsigned nfailed;  /* births that failed (a sandbox step) */
+	unsigned ncrashes; /* exits that were not asked for nor clean */
+	int64_t spawn_ms;  /* how long its last birth took */
 };
 
 /* A hosted user: its socket and its workers. */
@@ -47,6 +55,11 @@ struct lodged_user {
 	int listen_fd;   /* -1: no socket (creating it failed) */
 	bool is_watched; /* listen_fd is in the epoll set */
 	bool is_removed; /* no longer hosted: freed once no worker runs */
+	bool is_held;    /* lodgectl stop: no worker starts (the socket is
+	                    not watched, the router's START gets FAILED)
+	                    until lodgectl start */
+	bool is_restarting; /* lodgectl restart: start the workers again as
+	                       soon as the last old one has exited */
 	struct lodged_slot slots[CONF_MAX_PROCESSES];
 	unsigned nrunning;
 	unsigned crashes; /* in a row */
@@ -74,6 +87,7 @@ struct lodged_router {
 	size_t loglen;
 	bool is_stopping;       /* we sent SIGTERM: its exit is no crash */
 	unsigned crashes;
+	unsigned nstarts;       /* births over lodged's life (lodgectl) */
 	int64_t started_ms;
 	int64_t restart_at_ms;  /* 0: none pending */
 	uid_t uid;
@@ -98,6 +112,9 @@ struct lodged_ctx {
 	gid_t front_gid;
 	struct lodged_router router;
 	uint32_t next_worker_id;
+	bool has_control_gid; /* control_group is set */
+	gid_t control_gid;
+	struct control *control; /* control.c's state (the control socket) */
 };
 
 /* lodged.c: starts or stops watching u's socket for connections. */
@@ -110,6 +127,13 @@ struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name);
  * under a temporary name and renamed into place.  The descriptor, or -1
  * after logging why (what names the socket in messages). */
 int lodged_unix_listen(const char *path, gid_t gid, const char *what);
+
+/* lodged.c: re-reads the configuration (SIGHUP, lodgectl reload-config).
+ * 0 if the new one is in force, -1 if it had errors and the previous one
+ * stays.  Every message is logged; errs_r and warns_r, when not NULL, also
+ * get them (the caller frees them with conf_msgs_free). */
+int lodged_reload(struct lodged_ctx *ctx, struct conf_msgs *errs_r,
+    struct conf_msgs *warns_r);
 
 /* supervise.c */
 

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "lodged.h"
 #include "log.h"
 #include "spawn.h"
@@ -264,7 +265,9 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	    .nfds = chan[1] >= 0 ? 2 : 1,
 	};
 	err[0] = '\0';
+	int64_t t0 = util_now_ms();
 	rc = spawn_worker(&req, &pid, err, sizeof(err));
+	control_spawn_done(ctx, s, util_now_ms() - t0, rc == 0);
 	supervise_hide_free(ctx, hide);
 	if (rc < 0) {
 		log_error("worker %s: %s", u->cu.name,
@@ -304,6 +307,8 @@ void supervise_start(struct lodged_ctx *ctx, struct lodged_user *u)
 	/* The workers accept from now on; lodged looks at the socket again
 	 * when the last of them has exited. */
 	lodged_watch(ctx, u, false);
+	if (u->is_held)
+		return; /* lodgectl stop: none until lodgectl start */
 	for (unsigned i = 0; i < u->cu.limits.processes; i++)
 		if (u->slots[i].pid == 0 && u->slots[i].restart_at_ms == 0)
 			(void)supervise_spawn(ctx, u, &u->slots[i], now);
@@ -414,6 +419,7 @@ void supervise_reaped(struct lodged_ctx *ctx, pid_t pid, int status)
 		 * new row: the backoff is for crash loops. */
 		if (now - s->started_ms >= LODGED_HEALTHY_MS)
 			u->crashes = 0;
+		s->ncrashes++;
 		log_error("worker %s (pid %d): %s", u->cu.name, (int)pid, how);
 		supervise_crashed(ctx, u, s, now);
 	}
@@ -422,6 +428,12 @@ void supervise_reaped(struct lodged_ctx *ctx, pid_t pid, int status)
 		return;
 	if (u->is_removed) {
 		supervise_forget(ctx, u);
+		return;
+	}
+	if (u->is_restarting) {
+		/* lodgectl restart: the old workers have drained. */
+		u->is_restarting = false;
+		supervise_start(ctx, u);
 		return;
 	}
 	if (!supervise_has_pending(u))

@@ -140,7 +140,9 @@ static int cgi_add_server_name(struct cgi_env *env,
 			if (end != NULL)
 				len = (size_t)(end - host);
 		}
-		if (len > 0)
+		if (len > 0 &&
+		    !(srv->is_server_name_set && srv->server_name != NULL &&
+		        srv->server_name[0] != '\0'))
 			return cgi_add(env, "SERVER_NAME", host, len);
 	}
 	return cgi_add_str(env, "SERVER_NAME", srv->server_name);
@@ -244,6 +246,8 @@ int cgi_build(const struct http_request *req, const struct cgi_server *srv,
     struct cgi_env *env)
 {
 	bool is_asterisk = req->target_len == 1 && req->target[0] == '*';
+	const char *script = srv->script_name != NULL ? srv->script_name : "";
+	size_t script_len = strlen(script);
 	char *path_info;
 	size_t path_len = 0;
 	int rc = 0;
@@ -259,9 +263,20 @@ int cgi_build(const struct http_request *req, const struct cgi_server *srv,
 	if (!is_asterisk)
 		path_len =
 		    cgi_percent_decode(req->path, req->path_len, path_info);
+	/* The mount point the front end routed by: PEP 3333 wants the app
+	 * to see only what lies below it.  A trailing slash would leave a
+	 * PATH_INFO without its leading one, so it goes. */
+	while (script_len > 0 && script[script_len - 1] == '/')
+		script_len--;
+	if (script_len > 0 && path_len >= script_len &&
+	    memcmp(path_info, script, script_len) == 0 &&
+	    (path_len == script_len || path_info[script_len] == '/')) {
+		path_info += script_len;
+		path_len -= script_len;
+	}
 
 	rc |= cgi_add(env, "REQUEST_METHOD", req->method, req->method_len);
-	rc |= cgi_add_str(env, "SCRIPT_NAME", srv->script_name);
+	rc |= cgi_add(env, "SCRIPT_NAME", script, script_len);
 	rc |= cgi_add(env, "PATH_INFO", path_info, path_len);
 	rc |= cgi_add(env, "QUERY_STRING", req->query != NULL ? req->query : "",
 	    req->query != NULL ? req->query_len : 0);
@@ -272,6 +287,8 @@ int cgi_build(const struct http_request *req, const struct cgi_server *srv,
 	    req->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
 	rc |= cgi_add_str(env, "REMOTE_ADDR", srv->remote_addr);
 	rc |= cgi_add_str(env, "REMOTE_PORT", srv->remote_port);
+	if (srv->is_https)
+		rc |= cgi_add_str(env, "HTTPS", "on");
 	if (rc != 0 || cgi_add_headers(env, req) == -1) {
 		errno = ENOBUFS;
 		return -1;

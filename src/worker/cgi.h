@@ -12,6 +12,7 @@
 #ifndef LODGE_CGI_H
 #define LODGE_CGI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http.h"
@@ -20,13 +21,16 @@
 #define CGI_ROUTE_HEADER "X-Lodge-App"
 
 /* Where the connection came from and what it reached: filled by the
- * worker from the socket (or, later, by the router from the front end). */
+ * worker from the socket, or from the router's MSG_FRONT record. */
 struct cgi_server {
 	const char *server_name; /* used when the request has no Host */
 	const char *server_port; /* "80", or the listening port */
 	const char *remote_addr; /* "127.0.0.1"; "" for a Unix socket peer */
 	const char *remote_port; /* "54321"; "" if none */
 	const char *script_name; /* mount point, "" for the root */
+	bool is_server_name_set; /* server_name wins over Host (the front
+	                            end named the site) */
+	bool is_https;           /* HTTPS=on */
 };
 
 struct cgi_var {
@@ -52,8 +56,13 @@ struct cgi_env {
  * the route header X-Lodge-App is dropped; Content-Type and Content-Length
  * become CONTENT_TYPE/CONTENT_LENGTH; repeated headers are joined with ", "
  * (Cookie with "; ").  SERVER_NAME comes from Host (without the port) when
- * present.  PATH_INFO is the path percent-decoded byte by byte (an invalid
- * escape is kept as is); SCRIPT_NAME is srv->script_name.
+ * present, unless srv->is_server_name_set.  PATH_INFO is the path
+ * percent-decoded byte by byte (an invalid escape is kept as is).
+ * SCRIPT_NAME is srv->script_name without trailing slashes ("/" is the
+ * root, ""); when the decoded path is that mount point or starts with it
+ * followed by '/', PATH_INFO is the rest ("/blog" and "/blog/a" give ""
+ * and "/a"; "/blogger" stays whole).  HTTPS is "on" with srv->is_https,
+ * absent otherwise.
  *
  * Returns 0, or -1 if the arena is too small (can't happen for a head that
  * the parser accepted with the default head limit).  req and srv must

@@ -60,8 +60,79 @@ void conn_free(struct conn *c)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
+	free(c->front);
 	free(c->buf);
 	free(c);
+}
+
+#define CLOCK_STATE(x) ((int)((x) & 3))
+#define CLOCK_WITH(x, st) (((x) & ~3LL) | (st))
+
+void conn_clock_start(struct conn *c, int64_t started_ms, void *app,
+    const struct http_request *http)
+{
+	c->clock_app = app;
+	c->clock_method = http->method;
+	c->clock_method_len = http->method_len;
+	c->clock_path = http->path;
+	c->clock_path_len = http->path_len;
+	/* Last, and sequentially consistent: the checker reads the fields
+	 * above only after it saw (and claimed) this value. */
+	atomic_store(&c->clock, (long long)started_ms << 2 | CONN_CLOCK_RUNNING);
+}
+
+int conn_clock_claim(struct conn *c)
+{
+	long long x = atomic_load(&c->clock);
+
+	for (;;) {
+		switch (CLOCK_STATE(x)) {
+		case CONN_CLOCK_RUNNING:
+			break;
+		case CONN_CLOCK_EXPIRED:
+			return -1;
+		default:
+			return 0;
+		}
+		if (atomic_compare_exchange_weak(&c->clock, &x,
+		    CLOCK_WITH(x, CONN_CLOCK_SENDING)))
+			return 1;
+	}
+}
+
+void conn_clock_unclaim(struct conn *c)
+{
+	long long x = atomic_load(&c->clock);
+
+	/* If the checker expired it meanwhile, it stays expired. */
+	if (CLOCK_STATE(x) == CONN_CLOCK_SENDING)
+		atomic_compare_exchange_strong(&c->clock, &x,
+		    CLOCK_WITH(x, CONN_CLOCK_RUNNING));
+}
+
+bool conn_clock_stop(struct conn *c)
+{
+	return CLOCK_STATE(atomic_exchange(&c->clock, 0)) ==
+	    CONN_CLOCK_EXPIRED;
+}
+
+int conn_clock_expire(struct conn *c, int64_t now_ms, int64_t timeout_ms)
+{
+	long long x = atomic_load(&c->clock);
+	int st = CLOCK_STATE(x);
+
+	if (st != CONN_CLOCK_RUNNING && st != CONN_CLOCK_SENDING)
+		return 0;
+	if (now_ms - (int64_t)(x >> 2) < timeout_ms)
+		return 0;
+	/* Two requests of one connection that began in the same millisecond
+	 * hold the same value, but then both are past the timeout: taking
+	 * the second one for the first is harmless.  A value that changed
+	 * in between is looked at again on the next pass. */
+	if (!atomic_compare_exchange_strong(&c->clock, &x,
+	    CLOCK_WITH(x, CONN_CLOCK_EXPIRED)))
+		return 0;
+	return st;
 }
 
 void conn_describe(struct conn *c)
@@ -276,10 +347,20 @@ static int conn_fill_raw(struct req *r, int timeout_ms)
 	r->raw_off = c->buf_len;
 	if (!r->continue_sent && r->http.expect_continue) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		/* An interim response: a request that times out after it
+		 * still gets its 504. */
+		int claimed = conn_clock_claim(c);
 
 		r->continue_sent = true;
+		if (claimed < 0) {
+			r->client_gone = true;
+			r->keep_alive = false;
+			return -1;
+		}
 		if (conn_write_all(r, cont, sizeof(cont) - 1, timeout_ms) < 0)
 			return -1;
+		if (claimed > 0)
+			conn_clock_unclaim(c);
 	}
 	for (;;) {
 		ssize_t n = recv(c->fd, c->buf + c->buf_len,
@@ -428,6 +509,13 @@ int conn_writev_all(struct req *r, struct iovec *iov, int iovcnt,
 
 	if (r->client_gone)
 		return -1;
+	if (conn_clock_claim(r->c) < 0) {
+		/* Past --request-timeout: the 504 went out already and the
+		 * connection is shut down. */
+		r->client_gone = true;
+		r->keep_alive = false;
+		return -1;
+	}
 	while (mh.msg_iovlen > 0) {
 		ssize_t n = sendmsg(r->c->fd, &mh, MSG_NOSIGNAL);
 

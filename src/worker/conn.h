@@ -6,6 +6,7 @@
 #ifndef LODGE_CONN_H
 #define LODGE_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <sys/uio.h>
 
 #include "http.h"
+#include "proto.h"
 
 #define CONN_BUF_MIN 4096        /* initial input buffer */
 #define CONN_BODY_ROOM 8192      /* free room kept after a head for body bytes */
@@ -31,6 +33,29 @@ enum ev_kind {
 	EV_CHAN,       /* a SEQPACKET channel to another lodge process */
 };
 
+/*
+ * What the router said about a front connection (front.c): its MSG_FRONT
+ * record and strings (NUL-terminated copies).  A front connection carries
+ * one request and is closed after its response: the router's next
+ * request on the same front end connection may be another user's.
+ */
+struct conn_front {
+	uint32_t id;           /* the router's name for it, never 0 */
+	uint32_t flags;        /* MSG_FRONT_* */
+	atomic_bool owes_done; /* this process tells the router when it's done */
+	char *str[MSG_FRONT_NSTR];
+	char text[];           /* the strings, back to back */
+};
+
+/* The request clock (--request-timeout): conn.clock holds the monotonic
+ * ms at which the running request's head arrived, shifted left by two,
+ * with one of these in the low bits; 0 between requests. */
+enum conn_clock_state {
+	CONN_CLOCK_RUNNING = 1, /* no byte of the response went out yet */
+	CONN_CLOCK_SENDING = 2, /* the response started */
+	CONN_CLOCK_EXPIRED = 3, /* timed out: the checker owns the answer */
+};
+
 struct conn {
 	enum ev_kind ev_kind; /* EV_CONN; first, see enum ev_kind */
 	int fd;
@@ -38,14 +63,24 @@ struct conn {
 	enum conn_state state;
 	int64_t idle_since;   /* monotonic ms of the last activity */
 	bool head_started;    /* some bytes of a head arrived */
+	bool is_passed;       /* sent to another process: close our copy only */
 	char remote_addr[64];
 	char remote_port[8];
 	char server_port[8];
 	char server_name[64];
+	struct conn_front *front; /* from the router; NULL for our listeners */
 
 	char *buf; /* input: head, then raw body bytes, then pipelined bytes */
 	size_t buf_len;
 	size_t buf_size;
+
+	/* The request clock (see enum conn_clock_state), and what the
+	 * timeout's log line names; the method and path point into buf,
+	 * which does not move while the request runs. */
+	atomic_llong clock;
+	void *clock_app;
+	const char *clock_method, *clock_path;
+	size_t clock_method_len, clock_path_len;
 
 	struct conn *prev, *next; /* the worker's registry of connections */
 };
@@ -99,7 +134,32 @@ struct req {
  * it).  initial/len are bytes already read from fd (by the router), may be
  * NULL/0.  Returns NULL on ENOMEM. */
 struct conn *conn_new(int fd, const void *initial, size_t len);
+/* Closes the descriptor (if any) and frees c and its front record. */
 void conn_free(struct conn *c);
+
+/*
+ * The request clock, a lock-free handshake between the thread serving a
+ * request and the thread that enforces --request-timeout: whoever moves
+ * the clock out of RUNNING first owns the start of the response, so a
+ * 504 from the checker and the app's own response never mix on the wire.
+ */
+/* Starts it: the request's head arrived at started_ms; app (opaque) and
+ * the method and path of http are kept for the log line. */
+void conn_clock_start(struct conn *c, int64_t started_ms, void *app,
+    const struct http_request *http);
+/* Before a byte of the response: 1 if this call moved the clock from
+ * RUNNING to SENDING, 0 if it was SENDING or not running, -1 if the
+ * request timed out (nothing may be written).  Can't fail otherwise. */
+int conn_clock_claim(struct conn *c);
+/* After an interim response (100 Continue) that conn_clock_claim
+ * claimed with 1: back to RUNNING, so a timeout may still answer 504. */
+void conn_clock_unclaim(struct conn *c);
+/* Ends the request's clock; true if the request had timed out. */
+bool conn_clock_stop(struct conn *c);
+/* The checker: if the request has run timeout_ms or longer by now_ms,
+ * marks it EXPIRED and returns the state it had (RUNNING: answer 504;
+ * SENDING: cut the response), else 0. */
+int conn_clock_expire(struct conn *c, int64_t now_ms, int64_t timeout_ms);
 
 /* Fills the peer and local address fields from the socket. */
 void conn_describe(struct conn *c);

@@ -6,8 +6,11 @@
  * descriptor (SCM_RIGHTS) plus the bytes already read from it, in one
  * MSG_CONN message over a SOCK_SEQPACKET channel (proto.h, msg.c): from a
  * worker to a process-mode app's process and back after each response,
- * and from a worker being replaced to its successor.  Everything a peer
- * sends is checked by msg_recv; a peer that sends garbage is cut off.
+ * and from a worker being replaced to its successor.  A front connection
+ * (from lodge-router, front.c) moves as a MSG_FRONT instead, with what the
+ * router said about it, and never comes back.  Everything a peer sends is
+ * checked by msg_recv; a peer that sends garbage is cut off.  The router
+ * channel itself is read here too, its messages handled by front.c.
  *
  * Replacement (the backstop for what a sub-interpreter can't clean: a
  * parked interpreter whose threads never ended, memory above
@@ -16,8 +19,9 @@
  * says READY, stops accepting, and hands it every idle keep-alive
  * connection, and each busy one once its response is out.  No connection
  * is ever reset while a request may be arriving on it, so a front end
- * that pools connections never sees a failure.  Then the old process
- * exits.
+ * that pools connections never sees a failure.  The successor inherits
+ * the router channel as well (its own HELLO on it); the old process stops
+ * reading it once the successor is ready.  Then the old process exits.
  */
 #include "worker.h"
 
@@ -66,6 +70,9 @@ int conn_send_fd(struct chan *ch, struct conn *c)
 		errno = EMSGSIZE;
 		return -1;
 	}
+	/* A front connection travels with what the router said about it. */
+	if (c->front != NULL)
+		return front_send_conn(ch->fd, c);
 	return msg_send(ch->fd, MSG_CONN, c->buf, c->buf_len, c->fd);
 }
 
@@ -73,7 +80,15 @@ int conn_send(struct chan *ch, struct conn *c)
 {
 	if (conn_send_fd(ch, c) < 0)
 		return -1;
-	/* The peer has its own copy of the descriptor now. */
+	/* The peer has its own copy of the descriptor now: ours is closed,
+	 * never shut down.  Who says DONE for a front connection: the
+	 * successor shares our router channel and says it when it is done;
+	 * an app's own process has no router channel, so conn_close says it
+	 * now (if that process dies with the request, the router can't
+	 * answer 502 for it: the visitor sees the connection close). */
+	c->is_passed = true;
+	if (c->front != NULL && ch == wctx.successor)
+		atomic_store(&c->front->owes_done, false);
 	conn_close(c);
 	return 0;
 }
@@ -81,8 +96,10 @@ int conn_send(struct chan *ch, struct conn *c)
 void conn_release(struct conn *c)
 {
 	/* An app's own process keeps no idle connection: the worker that
-	 * routes decides where the next request goes. */
-	if (wctx.app_process != NULL) {
+	 * routes decides where the next request goes.  A front connection
+	 * never goes back (it carries one request, which is ours): only one
+	 * whose head is still arriving gets here, and waits for it. */
+	if (wctx.app_process != NULL && c->front == NULL) {
 		if (conn_send(wctx.up, c) < 0)
 			conn_close(c);
 		return;
@@ -125,6 +142,22 @@ static void conn_received(struct msg *m)
 	conn_arm(c, true, m->len > 0);
 }
 
+/* A front connection from our predecessor (idle, its head still
+ * arriving) or, in an app's process, from the worker that routes.  0, or
+ * -1 for a bad message. */
+static int front_received(struct msg *m, const char **errstr_r)
+{
+	/* DONE goes to the router from whoever holds its channel: we do if
+	 * we inherited it (a successor), never an app's process. */
+	struct conn *c = front_conn_new(m, wctx.router != NULL, errstr_r);
+
+	if (c == NULL)
+		return errno == EPROTO ? -1 : 0;
+	conn_register(c);
+	conn_arm(c, true, true);
+	return 0;
+}
+
 void chan_readable(struct chan *ch)
 {
 	static _Thread_local uint8_t *buf;
@@ -132,6 +165,7 @@ void chan_readable(struct chan *ch)
 	    .events = EPOLLIN | EPOLLONESHOT,
 	    .data.ptr = ch,
 	};
+	const char *bad = NULL;
 
 	if (buf == NULL) {
 		buf = malloc(sizeof(struct msg_hdr) + MSG_MAX_PAYLOAD);
@@ -148,13 +182,31 @@ void chan_readable(struct chan *ch)
 			break;
 		if (rc <= 0 || rc == -2) {
 			if (rc == -2)
-				log_warn("handoff: a peer process sent a bad "
-				    "message (%s); cutting it off", err);
+				bad = err;
 			goto closed;
+		}
+		if (ch->is_router) {
+			if (front_message(ch, &m, &err) < 0) {
+				bad = err;
+				goto closed;
+			}
+			continue;
 		}
 		switch (m.type) {
 		case MSG_CONN:
 			conn_received(&m);
+			break;
+		case MSG_FRONT:
+			/* Never from an app's process: they hand nothing
+			 * back but plain connections. */
+			if (ch->proc != NULL) {
+				close(m.fd);
+				break;
+			}
+			if (front_received(&m, &err) < 0) {
+				bad = err;
+				goto closed;
+			}
 			break;
 		case MSG_DRAIN:
 			if (ch->is_up && wctx.app_process != NULL) {
@@ -171,7 +223,6 @@ void chan_readable(struct chan *ch)
 			break;
 		case MSG_HELLO:
 		case MSG_READY:
-		case MSG_FRONT:
 		case MSG_DONE:
 		case MSG_START:
 		case MSG_WORKER:
@@ -179,14 +230,26 @@ void chan_readable(struct chan *ch)
 		case MSG_FAILED:
 		case MSG_BADPEER:
 		case MSG_TYPE_MAX:
-			/* Not expected here: ignore, the channel is fine. */
+			/* Not expected here: ignore, the channel is fine (a
+			 * descriptor that came with it is not kept). */
+			if (m.fd >= 0)
+				close(m.fd);
 			break;
 		}
 	}
 rearm:
+	/* Fails once the channel was handed to a successor (front.c): then
+	 * it is meant to stay out of our epoll set. */
 	epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, ch->fd, &ev);
 	return;
 closed:
+	if (ch->is_router) {
+		front_closed(ch, bad);
+		return;
+	}
+	if (bad != NULL)
+		log_warn("handoff: a peer process sent a bad message (%s); "
+		    "cutting it off", bad);
 	atomic_store(&ch->is_closed, true);
 	epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, ch->fd, NULL);
 	if (ch->proc != NULL) {
@@ -206,7 +269,8 @@ pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
     int *chan_r)
 {
 	static const char *const internal[] = {"--inherit-listen",
-	    "--handoff-fd", "--app-process", "--listen-fd", NULL};
+	    "--handoff-fd", "--app-process", "--listen-fd", "--router-fd",
+	    NULL};
 	char fdbuf[16], exe[4096];
 	const char **args;
 	int sv[2], n = 0, i, k;
@@ -339,11 +403,12 @@ const char *replace_error(void)
 
 int replace_request(const char *why)
 {
-	const char *extra[4 + 2 * WORKER_MAX_LISTEN] = {NULL};
+	const char *extra[6 + 2 * WORKER_MAX_LISTEN] = {NULL};
 	char fdlist[WORKER_MAX_LISTEN * 8] = "", reason[256];
-	char fdargs[WORKER_MAX_LISTEN][12];
+	char fdargs[WORKER_MAX_LISTEN][12], routerarg[12];
 	int nextra = 0;
-	int keep[WORKER_MAX_LISTEN], nkeep = 0, chan, rc, i;
+	int keep[WORKER_MAX_LISTEN + 1], nkeep = 0, chan, rc, i;
+	int router_fd = front_fd();
 	pid_t pid;
 
 	if (wctx.successor != NULL || wctx.app_process != NULL) {
@@ -371,6 +436,14 @@ int replace_request(const char *why)
 		extra[nextra++] = "--inherit-listen";
 		extra[nextra++] = fdlist;
 	}
+	/* The router channel too: the successor says HELLO on it, and reads
+	 * it once it is ready; the router never notices the change. */
+	if (router_fd >= 0) {
+		snprintf(routerarg, sizeof(routerarg), "%d", router_fd);
+		keep[nkeep++] = router_fd;
+		extra[nextra++] = "--router-fd";
+		extra[nextra++] = routerarg;
+	}
 	log_info("replacing the worker process: %s", why);
 	pid = handoff_spawn(extra, keep, nkeep, &chan);
 	if (pid < 0) {
@@ -397,6 +470,7 @@ int replace_request(const char *why)
 	}
 	wctx.successor->ev_kind = EV_CHAN;
 	wctx.successor->fd = chan;
+	front_handover();
 	{
 		struct timeval tv = {.tv_sec = HANDOFF_SEND_TIMEOUT_S};
 
@@ -470,9 +544,11 @@ void replace_tick(void)
 		pthread_mutex_unlock(&wctx.conns_lock);
 		if ((nconns == 0 && procmode_all_gone()) ||
 		    now > wctx.drain_deadline) {
-			if (nconns > 0)
+			if (nconns > 0) {
 				log_warn("replace: %d connection(s) still busy "
 				    "at the deadline; leaving anyway", nconns);
+				worker_abandon_fronts();
+			}
 			for (int i = 0; i < wctx.napps; i++)
 				userlog_flush(wctx.apps[i]->log);
 			log_info("replaced (%s): old process exits",

@@ -13,7 +13,11 @@
  * tell the old one to drain (it finishes what it has and exits).  In the
  * app's process (--app-process NAME): import the app in the main
  * interpreter, serve what the channel brings, hand every connection back,
- * and tell the routing worker when the code changed.
+ * and tell the routing worker when the code changed.  A front connection
+ * (from lodge-router) goes to the app's process as a MSG_FRONT, with what
+ * the router said about it; the routing worker tells the router DONE as
+ * it hands it over, and the app's process shuts it down and closes it
+ * after the response instead of handing it back.
  *
  * An app enters process mode on its own when its import fails with an
  * error that says the code can't run in a sub-interpreter (logged with the
@@ -314,7 +318,13 @@ int procmode_child_main(void)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0 || sig == SIGHUP)
+		/* The requests run here, so --request-timeout is kept here
+		 * (a quarter of a second's resolution, as in the worker). */
+		struct timespec tick = {.tv_nsec = 250 * 1000 * 1000};
+
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		worker_timeout_sweep();
+		if (sig < 0 || sig == SIGHUP)
 			continue;
 		worker_drain_and_exit();
 	}

@@ -12,8 +12,12 @@
  * timed out by shutting them down, which wakes the loop to close them: only
  * the thread that owns a connection ever frees it.
  *
- * The same loop will later take connections handed over by the router (a
- * descriptor plus the bytes it already read: conn_new takes both).
+ * The same loop takes the connections lodge-router hands over (front.c: a
+ * descriptor plus the bytes it already read), one request each.  The main
+ * thread only waits for signals, and every quarter second enforces
+ * --request-timeout: a request still running past it gets a 504 (or, if
+ * its response started, its connection cut), while the app's thread runs
+ * on until the app returns.
  */
 #include "worker.h"
 
@@ -32,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errpage.h"
 #include "log.h"
 #include "msg.h"
 #include "selfcheck.h"
@@ -50,6 +55,7 @@ static void usage(FILE *f)
 	    "usage: lodge-worker --apps DIR --listen SPEC [--listen SPEC ...]\n"
 	    "                    [--log-dir DIR] [--threads N] [--max-body SIZE]\n"
 	    "                    [--max-head SIZE] [--drain-timeout SECONDS]\n"
+	    "                    [--request-timeout SECONDS] [--router-fd N]\n"
 	    "\n"
 	    "Serves every app in DIR (DIR/NAME/wsgi.py, app.wsgi or lodge.ini),\n"
 	    "each in its own Python sub-interpreter.\n"
@@ -65,6 +71,11 @@ static void usage(FILE *f)
 	    "  --max-head SIZE      request head limit (default 64K) -> 431\n"
 	    "  --drain-timeout S    on SIGTERM, wait this long for requests "
 	    "(default 30)\n"
+	    "  --request-timeout S  a request still running after S seconds "
+	    "gets a 504\n"
+	    "                       (0: never, the default)\n"
+	    "  --router-fd N        serve what lodge-router sends on the "
+	    "channel N\n"
 	    "  --version, --help\n",
 	    WORKER_MAX_THREADS);
 }
@@ -86,6 +97,8 @@ void conn_register(struct conn *c)
 
 void conn_close(struct conn *c)
 {
+	uint32_t done_id = 0;
+
 	pthread_mutex_lock(&wctx.conns_lock);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -100,7 +113,17 @@ void conn_close(struct conn *c)
 	 * our descriptor: remove it, or stale events would point at freed
 	 * memory. */
 	epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->front != NULL) {
+		/* The router holds a copy of the descriptor until our DONE:
+		 * closing ours alone would leave the client waiting. */
+		if (!c->is_passed)
+			shutdown(c->fd, SHUT_RDWR);
+		if (atomic_exchange(&c->front->owes_done, false))
+			done_id = c->front->id;
+	}
 	conn_free(c);
+	if (done_id != 0)
+		front_send_done(done_id);
 }
 
 /* Hands the connection back to the epoll set.  With pending, bytes are
@@ -158,13 +181,25 @@ void drain_claim_idle(void)
 	}
 	pthread_mutex_unlock(&wctx.conns_lock);
 	for (c = claimed; c != NULL; c = c->next) {
+		bool is_lost = false;
+
 		epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		/* A front connection here is one whose head is still
+		 * arriving; the successor (which shares our router channel)
+		 * serves it and says DONE. */
 		if (wctx.successor == NULL ||
-		    conn_send_fd(wctx.successor, c) < 0)
+		    conn_send_fd(wctx.successor, c) < 0) {
 			log_warn("handoff: cannot pass an idle connection to "
 			    "the new process; closing it");
+			is_lost = true;
+			if (c->front != NULL)
+				shutdown(c->fd, SHUT_RDWR);
+		}
 		close(c->fd);
 		c->fd = -1;
+		if (is_lost && c->front != NULL &&
+		    atomic_exchange(&c->front->owes_done, false))
+			front_send_done(c->front->id);
 	}
 }
 
@@ -183,10 +218,134 @@ static void sweep(bool all)
 
 		if (c->state != CONN_IDLE)
 			continue;
+		/* Bytes wait to be parsed (a connection just handed over,
+		 * with its head): a thread takes it at once, and it is no
+		 * idle keep-alive connection. */
+		if (c->buf_len > 0 && !c->head_started &&
+		    now - c->idle_since <= limit)
+			continue;
 		if (all || now - c->idle_since > limit)
 			shutdown(c->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&wctx.conns_lock);
+}
+
+/* A request past --request-timeout, noted under the registry lock and
+ * logged after it. */
+struct expired {
+	struct app *app;
+	char method[24];
+	char path[256];
+	bool is_answered; /* 504 sent (else the response was cut) */
+	uint32_t done_id; /* a front connection's DONE to send, or 0 */
+};
+
+#define TIMEOUT_SWEEP_MAX 32
+
+void worker_timeout_sweep(void)
+{
+	struct expired ex[TIMEOUT_SWEEP_MAX];
+	int64_t now = util_now_ms();
+	int n = 0, i;
+	struct conn *c;
+
+	if (wctx.request_timeout_ms <= 0)
+		return;
+	/* The lock keeps every connection alive while we look (conn_close
+	 * takes it first); the clock's handshake (conn.h) decides who
+	 * writes the start of the response, the app or us. */
+	pthread_mutex_lock(&wctx.conns_lock);
+	for (c = wctx.conns; c != NULL && n < TIMEOUT_SWEEP_MAX; c = c->next) {
+		struct expired *e = &ex[n];
+		size_t len;
+		int st;
+
+		if (c->state != CONN_BUSY)
+			continue;
+		st = conn_clock_expire(c, now, wctx.request_timeout_ms);
+		if (st == 0)
+			continue;
+		len = c->clock_method_len < sizeof(e->method) - 1 ?
+		    c->clock_method_len : sizeof(e->method) - 1;
+		memcpy(e->method, c->clock_method, len);
+		e->method[len] = '\0';
+		len = c->clock_path_len < sizeof(e->path) - 1 ?
+		    c->clock_path_len : sizeof(e->path) - 1;
+		memcpy(e->path, c->clock_path, len);
+		e->path[len] = '\0';
+		e->app = c->clock_app;
+		e->is_answered = st == CONN_CLOCK_RUNNING;
+		e->done_id = 0;
+		if (e->is_answered) {
+			char page[1024];
+			size_t plen = errpage_render(page, sizeof(page), 504,
+			    strcmp(e->method, "HEAD") == 0, false, 0);
+
+			/* Never blocks: a client that can't take half a
+			 * kilobyte gets the shutdown alone. */
+			if (send(c->fd, page, plen, MSG_DONTWAIT |
+			    MSG_NOSIGNAL) < 0)
+				(void)0;
+		}
+		/* Wakes the app's thread from any wait on the socket; its
+		 * writes fail from now on. */
+		shutdown(c->fd, SHUT_RDWR);
+		/* The connection is over for the router: let it close its
+		 * copy now, not when the app finally returns. */
+		if (c->front != NULL &&
+		    atomic_exchange(&c->front->owes_done, false))
+			e->done_id = c->front->id;
+		n++;
+	}
+	pthread_mutex_unlock(&wctx.conns_lock);
+	for (i = 0; i < n; i++) {
+		struct expired *e = &ex[i];
+		long long secs = (long long)(wctx.request_timeout_ms / 1000);
+		const char *what = e->is_answered ? "answered 504" :
+		    "response cut short";
+
+		if (e->app != NULL)
+			userlog_printf(e->app->log, "request timeout: %s %s %s "
+			    "after %lld s (%s; the app's thread runs on until "
+			    "it returns)", e->app->name, e->method, e->path, secs,
+			    what);
+		log_warn("request timeout: %s %s %s after %lld s (%s)",
+		    e->app != NULL ? e->app->name : "-", e->method, e->path,
+		    secs, what);
+		if (e->done_id != 0)
+			front_send_done(e->done_id);
+	}
+}
+
+void worker_abandon_fronts(void)
+{
+	uint32_t ids[256];
+	int n = 0, i;
+	struct conn *c;
+
+	/* The threads still serving them may run on for a moment: their
+	 * writes fail once the socket is shut down, and the registry lock
+	 * keeps each connection alive while we look. */
+	pthread_mutex_lock(&wctx.conns_lock);
+	for (c = wctx.conns; c != NULL; c = c->next) {
+		if (c->front == NULL || c->state == CONN_GONE)
+			continue;
+		shutdown(c->fd, SHUT_RDWR);
+		if (n < (int)(sizeof(ids) / sizeof(ids[0])) &&
+		    atomic_exchange(&c->front->owes_done, false))
+			ids[n++] = c->front->id;
+	}
+	pthread_mutex_unlock(&wctx.conns_lock);
+	for (i = 0; i < n; i++)
+		front_send_done(ids[i]);
+}
+
+bool worker_has_listener(void)
+{
+	for (int i = 0; i < wctx.nlisten; i++)
+		if (wctx.listeners[i].fd >= 0)
+			return true;
+	return false;
 }
 
 /* ---- requests ---- */
@@ -234,6 +393,18 @@ static struct app *route(struct req *r, int *status_r)
 	return app;
 }
 
+/* A front connection's app: the one the router named (the route header,
+ * if any, was the router's to read). */
+static struct app *route_front(struct conn *c, int *status_r)
+{
+	const char *name = c->front->str[MSG_FRONT_APP];
+	struct app *app = app_find(name, strlen(name));
+
+	if (app == NULL)
+		*status_r = 404;
+	return app;
+}
+
 /* Serves one parsed request.  Returns 0 if the connection may carry the
  * next one, -1 to close it, 1 if it was handed to another process. */
 static int serve_request(struct wthread *t, struct req *r)
@@ -244,7 +415,14 @@ static int serve_request(struct wthread *t, struct req *r)
 
 	if (atomic_load(&wctx.stopping))
 		r->keep_alive = false;
-	app = route(r, &status);
+	if (r->c->front != NULL) {
+		/* One request per front connection: the front end may send
+		 * the next one on it for another user (DESIGN.md). */
+		r->keep_alive = false;
+		app = route_front(r->c, &status);
+	} else {
+		app = route(r, &status);
+	}
 	if (app == NULL) {
 		conn_send_error(r, status, r->keep_alive && r->body_done);
 		return r->keep_alive && r->body_done ? 0 : -1;
@@ -264,6 +442,10 @@ static int serve_request(struct wthread *t, struct req *r)
 		conn_send_error(r, 500, r->keep_alive && r->body_done);
 		return r->keep_alive && r->body_done ? 0 : -1;
 	}
+	/* The request clock runs from the head's arrival, through the wait
+	 * for the app's thread cap, to the response's end. */
+	if (wctx.request_timeout_ms > 0)
+		conn_clock_start(r->c, r->started_ms, app, &r->http);
 	if (app->max_inflight > 0)
 		wsgi_gil_drop(t); /* the cap may make us wait */
 	app_cap_enter(app);
@@ -271,6 +453,9 @@ static int serve_request(struct wthread *t, struct req *r)
 	app_cap_leave(app);
 	app_release(gen);
 	if (rc == 0 && r->body_failed && r->body_status != 0)
+		rc = -1;
+	/* Timed out: the 504 went out and the connection is shut down. */
+	if (wctx.request_timeout_ms > 0 && conn_clock_stop(r->c))
 		rc = -1;
 	return rc;
 }
@@ -481,9 +666,14 @@ static int parse_size_opt(const char *name, const char *val, uint64_t min,
 
 void worker_drain_and_exit(void)
 {
-	int64_t deadline = util_now_ms() + wctx.drain_timeout_ms;
+	int64_t deadline;
 	int i;
 
+	/* The router first: what it sent before it knew we leave is ours.
+	 * (Being replaced, the channel is the successor's: nothing to say.) */
+	if (wctx.successor == NULL)
+		front_leave();
+	deadline = util_now_ms() + wctx.drain_timeout_ms;
 	atomic_store(&wctx.stopping, true);
 	for (i = 0; i < wctx.nlisten; i++) {
 		struct listener *l = &wctx.listeners[i];
@@ -514,8 +704,10 @@ void worker_drain_and_exit(void)
 			log_warn("stopping: %d connection(s) still busy after "
 			    "%d s; exiting anyway", nconns,
 			    wctx.drain_timeout_ms / 1000);
+			worker_abandon_fronts();
 			break;
 		}
+		worker_timeout_sweep();
 		usleep(20 * 1000);
 	}
 	for (i = 0; i < wctx.napps; i++)
@@ -684,6 +876,10 @@ int main(int argc, char **argv)
 	     * descriptor, and exit after this long without a connection. */
 	    {"listen-fd", required_argument, NULL, 'f'},
 	    {"idle-exit", required_argument, NULL, 'i'},
+	    /* From lodged: the channel to lodge-router (front.c), and the
+	     * user's request_timeout. */
+	    {"router-fd", required_argument, NULL, 'R'},
+	    {"request-timeout", required_argument, NULL, 'T'},
 	    /* From lodged: prove the sandbox before any user code runs. */
 	    {"sandboxed", no_argument, NULL, 'S'},
 	    {"expect-groups", required_argument, NULL, 'G'},
@@ -693,7 +889,8 @@ int main(int argc, char **argv)
 	};
 	const char *listen_specs[WORKER_MAX_LISTEN];
 	int inherited[WORKER_MAX_LISTEN];
-	int nspecs = 0, ninherited = -1, handoff_fd = -1, opt, i;
+	int nspecs = 0, ninherited = -1, handoff_fd = -1, router_fd = -1, opt;
+	int i;
 	int listenfds[WORKER_MAX_LISTEN], nlistenfd = 0;
 	bool is_sandboxed = false;
 	const char *expect_groups = NULL;
@@ -802,6 +999,20 @@ int main(int argc, char **argv)
 				return 2;
 			wctx.idle_exit_ms = (int64_t)v * 1000;
 			break;
+		case 'R':
+			router_fd = parse_fd(optarg);
+			if (router_fd < 0) {
+				fprintf(stderr, "lodge-worker: --router-fd: bad "
+				    "descriptor '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'T':
+			if (parse_num_opt("--request-timeout", optarg, 0, 86400,
+			    "seconds", &v) < 0)
+				return 2;
+			wctx.request_timeout_ms = (int64_t)v * 1000;
+			break;
 		case 'V':
 			printf("lodge-worker %s (Python %s)\n", LODGE_VERSION,
 			    PY_VERSION);
@@ -815,9 +1026,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || wctx.apps_dir == NULL ||
-	    (nspecs == 0 && nlistenfd == 0 && wctx.app_process == NULL)) {
+	    (nspecs == 0 && nlistenfd == 0 && router_fd < 0 &&
+		wctx.app_process == NULL)) {
 		fprintf(stderr, "lodge-worker: --apps and at least one "
-		    "--listen are required\n");
+		    "--listen, --listen-fd or --router-fd are required\n");
 		usage(stderr);
 		return 2;
 	}
@@ -928,6 +1140,11 @@ int main(int argc, char **argv)
 	wctx.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (wctx.epfd < 0)
 		fatal("epoll_create1: %s", strerror(errno));
+	/* HELLO before the apps import: the router may send connections at
+	 * once, and they wait in the channel until the threads start. */
+	if (router_fd >= 0 && wctx.app_process == NULL &&
+	    front_open(router_fd) < 0)
+		fatal("--router-fd %d: not a SEQPACKET socket", router_fd);
 	if (pyhost_init() < 0)
 		return 1;
 	if (wctx.app_process != NULL)
@@ -962,6 +1179,8 @@ int main(int argc, char **argv)
 		log_info("listening on %s", listen_specs[i]);
 	for (i = 0; i < nlistenfd; i++)
 		log_info("listening on descriptor %d", listenfds[i]);
+	if (wctx.router != NULL)
+		log_info("serving the router channel (descriptor %d)", router_fd);
 	log_info("ready: %d app(s), %d thread(s)", wctx.napps, wctx.nthreads);
 	if (wctx.up != NULL) {
 		/* Our predecessor waits for this to hand over and leave. */
@@ -972,9 +1191,13 @@ int main(int argc, char **argv)
 	}
 
 	for (;;) {
-		struct timespec tick = {.tv_sec = 1};
+		/* A quarter of a second: the resolution of --request-timeout. */
+		struct timespec tick = {.tv_nsec = 250 * 1000 * 1000};
 		int sig = sigtimedwait(&sigs, NULL, &tick);
 
+		worker_timeout_sweep();
+		if (atomic_load(&wctx.stop_asked))
+			worker_drain_and_exit();
 		if (sig < 0) {
 			if (wctx.idle_exit_ms > 0 && worker_is_idle())
 				worker_drain_and_exit();

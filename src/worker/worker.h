@@ -19,6 +19,7 @@
 #include "appconf.h"
 #include "cgi.h"
 #include "conn.h"
+#include "msg.h"
 #include "userlog.h"
 
 #define WORKER_MAX_LISTEN 16
@@ -36,15 +37,27 @@ struct listener {
 	bool is_from_fd; /* --listen-fd: passed on as --listen-fd */
 };
 
-/* A SEQPACKET channel to another lodge-worker process (handoff.c): an
- * app process (proc != NULL), the parent of an app process, the
- * successor, or the predecessor.  Messages are proto.h's. */
+/* A SEQPACKET channel to another lodge process (handoff.c): an app
+ * process (proc != NULL), the parent of an app process, the successor,
+ * the predecessor, or lodge-router (is_router, front.c).  Messages are
+ * proto.h's. */
 struct chan {
 	enum ev_kind ev_kind; /* EV_CHAN */
 	int fd;
 	struct appproc *proc;
 	bool is_up;     /* to our parent (app process) or predecessor */
+	bool is_router; /* the router channel (--router-fd) */
 	atomic_bool is_closed;
+};
+
+/* Where the router channel stands (front.c). */
+enum front_state {
+	FRONT_NONE = 0, /* no --router-fd */
+	FRONT_UP,       /* we read it and serve its FRONTs */
+	FRONT_LEAVING,  /* we sent DRAIN: serving until the router answers */
+	FRONT_LEFT,     /* the router answered: it sends nothing more */
+	FRONT_HANDED,   /* our successor reads it; we still send DONE on it */
+	FRONT_GONE,     /* closed by the router, or cut off */
 };
 
 /* A process-mode app's process (procmode.c). */
@@ -178,6 +191,12 @@ struct worker_ctx {
 	pthread_mutex_t procs_lock; /* guards procs */
 	struct appproc *procs;
 
+	/* front.c: the router channel; NULL without --router-fd. */
+	struct chan *router;
+	atomic_int router_state;    /* enum front_state */
+	atomic_bool stop_asked;     /* the main thread drains and exits */
+	int64_t request_timeout_ms; /* --request-timeout; 0: none */
+
 	struct app *apps[WORKER_MAX_APPS];
 	int napps;
 
@@ -242,6 +261,16 @@ void control_serve(void);
 void drain_claim_idle(void);
 void worker_start_threads(void);
 void worker_drain_and_exit(void);
+/* Answers 504 to (or cuts) every request past --request-timeout; called
+ * every few hundred ms by the main thread.  Never blocks. */
+void worker_timeout_sweep(void);
+/* True while a listening socket of ours is open. */
+bool worker_has_listener(void);
+/* About to exit with requests unfinished: ends every front connection
+ * (shutdown) and says DONE for it, so that the router, whose channel may
+ * outlive us (a successor shares it), does not keep the visitor
+ * waiting. */
+void worker_abandon_fronts(void);
 
 /* handoff.c: channels, connection handoff, process replacement. */
 /* Arms a connection in the epoll set; pending: bytes already buffered. */
@@ -271,6 +300,34 @@ int replace_request(const char *why);
 const char *replace_error(void);
 /* Watcher housekeeping: RSS limit, and exit once drained. */
 void replace_tick(void);
+
+/* front.c: the router channel (--router-fd). */
+/* At start (main thread): sends HELLO and adds fd to the epoll set.
+ * Takes fd.  0, or -1 if fd is not a SEQPACKET socket. */
+int front_open(int fd);
+/* A message on the router channel (a serving thread).  0, or -1 with
+ * *errstr_r set: the router sent garbage, cut it off. */
+int front_message(struct chan *ch, struct msg *m, const char **errstr_r);
+/* The router channel closed (why NULL) or was cut off (why says why). */
+void front_closed(struct chan *ch, const char *why);
+/* A connection from a MSG_FRONT (router, predecessor or parent): takes
+ * m->fd (closed on failure).  owes_done: we send DONE when we close it.
+ * Returns NULL with errno EPROTO (bad message: *errstr_r) or ENOMEM. */
+struct conn *front_conn_new(const struct msg *m, bool owes_done,
+    const char **errstr_r);
+/* Sends front connection c (descriptor, record, bytes read) as a
+ * MSG_FRONT on sock; nothing is closed.  0 or -1 (errno). */
+int front_send_conn(int sock, const struct conn *c);
+/* Tells the router we are done with connection id (any thread; a
+ * failure is ignored: the router then keeps its copy a little longer). */
+void front_send_done(uint32_t id);
+/* Before we stop taking work (main thread): DRAIN, then serve what the
+ * router already sent until it answers, the channel closes or 5 s pass. */
+void front_leave(void);
+/* The descriptor a successor must inherit, or -1. */
+int front_fd(void);
+/* The successor is ready: it reads the channel from now on. */
+void front_handover(void);
 
 /* procmode.c */
 bool procmode_needed(const char *reason);

@@ -43,6 +43,7 @@ struct wsgi_state {
 	PyObject *module_files;
 	PyObject *threads_left;
 	PyObject *str_close, *str_read, *str_fileno, *str_wsgi_input;
+	PyObject *str_url_scheme, *str_https;
 	struct app *app;
 };
 
@@ -1081,6 +1082,12 @@ static int wsgi_module_exec(PyObject *m)
 	ws->str_read = PyUnicode_InternFromString("read");
 	ws->str_fileno = PyUnicode_InternFromString("fileno");
 	ws->str_wsgi_input = PyUnicode_InternFromString("wsgi.input");
+	ws->str_url_scheme = PyUnicode_InternFromString("wsgi.url_scheme");
+	ws->str_https = PyUnicode_InternFromString("https");
+	if (ws->str_close == NULL || ws->str_read == NULL ||
+	    ws->str_fileno == NULL || ws->str_wsgi_input == NULL ||
+	    ws->str_url_scheme == NULL || ws->str_https == NULL)
+		return -1;
 	ws->errors = PyType_GenericAlloc(ws->writer_type, 0);
 	ws->base_environ = PyDict_New();
 	if (ws->errors == NULL || ws->base_environ == NULL)
@@ -1149,6 +1156,8 @@ static int wsgi_module_clear(PyObject *m)
 	Py_CLEAR(ws->str_read);
 	Py_CLEAR(ws->str_fileno);
 	Py_CLEAR(ws->str_wsgi_input);
+	Py_CLEAR(ws->str_url_scheme);
+	Py_CLEAR(ws->str_https);
 	return 0;
 }
 
@@ -1306,7 +1315,7 @@ fail:
 /* ---- one request ---- */
 
 static PyObject *build_environ(struct wsgi_state *ws, struct cgi_env *env,
-    struct input *input)
+    struct input *input, bool is_https)
 {
 	PyObject *environ = PyDict_Copy(ws->base_environ);
 	size_t i;
@@ -1325,7 +1334,9 @@ static PyObject *build_environ(struct wsgi_state *ws, struct cgi_env *env,
 		}
 		Py_DECREF(v);
 	}
-	if (PyDict_SetItem(environ, ws->str_wsgi_input, (PyObject *)input) < 0) {
+	if (PyDict_SetItem(environ, ws->str_wsgi_input, (PyObject *)input) < 0 ||
+	    (is_https && PyDict_SetItem(environ, ws->str_url_scheme,
+		ws->str_https) < 0)) {
 		Py_DECREF(environ);
 		return NULL;
 	}
@@ -1494,23 +1505,45 @@ static PyThreadState *thread_state_for(struct wthread *t, struct app_gen *gen)
 	return ts;
 }
 
+/* Where the request came from: the socket, or what the router said
+ * (an empty string there means "the socket's own value"). */
+static void server_of(const struct conn *c, struct cgi_server *srv)
+{
+	const struct conn_front *f = c->front;
+
+	*srv = (struct cgi_server){
+	    .server_name = c->server_name,
+	    .server_port = c->server_port,
+	    .remote_addr = c->remote_addr,
+	    .remote_port = c->remote_port,
+	    .script_name = "",
+	};
+	if (f == NULL)
+		return;
+	srv->remote_addr = f->str[MSG_FRONT_REMOTE_ADDR];
+	srv->remote_port = f->str[MSG_FRONT_REMOTE_PORT];
+	if (f->str[MSG_FRONT_SERVER_NAME][0] != '\0') {
+		srv->server_name = f->str[MSG_FRONT_SERVER_NAME];
+		srv->is_server_name_set = true;
+	}
+	if (f->str[MSG_FRONT_SERVER_PORT][0] != '\0')
+		srv->server_port = f->str[MSG_FRONT_SERVER_PORT];
+	srv->script_name = f->str[MSG_FRONT_SCRIPT_NAME];
+	srv->is_https = (f->flags & MSG_FRONT_HTTPS) != 0;
+}
+
 int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r)
 {
 	struct app *app = gen->app;
 	struct wsgi_state *ws = gen->ws;
-	struct cgi_server srv = {
-	    .server_name = r->c->server_name,
-	    .server_port = r->c->server_port,
-	    .remote_addr = r->c->remote_addr,
-	    .remote_port = r->c->remote_port,
-	    .script_name = "",
-	};
+	struct cgi_server srv;
 	PyObject *environ = NULL, *result = NULL;
 	struct start_response *sr = NULL;
 	struct input *input = NULL;
 	PyThreadState *ts;
 	int rc = 0, sent;
 
+	server_of(r->c, &srv);
 	if (cgi_build(&r->http, &srv, t->cgi) < 0) {
 		conn_send_error(r, 431, false);
 		return -1;
@@ -1545,7 +1578,7 @@ int wsgi_serve(struct wthread *t, struct app_gen *gen, struct req *r)
 	input->pend_off = input->pend_len = input->pend_size = 0;
 	sr->r = r;
 	sr->app = app;
-	environ = build_environ(ws, t->cgi, input);
+	environ = build_environ(ws, t->cgi, input, srv.is_https);
 	if (environ == NULL)
 		goto error;
 
@@ -1616,7 +1649,10 @@ done:
 	 * when none is, or after a short batch), so that one thread runs
 	 * many requests per GIL handoff instead of one.  Only on the plain
 	 * path where nothing below can block. */
-	if (rc == 0 && r->body_done && wctx.app_process == NULL &&
+	/* A front connection closes after each response, cleanly: only
+	 * its shutdown, close and DONE follow, none of which waits. */
+	if ((rc == 0 || (r->c->front != NULL && !r->client_gone)) &&
+	    r->body_done && wctx.app_process == NULL &&
 	    !atomic_load(&wctx.is_draining) && t->nheld < WSGI_BATCH_MAX &&
 	    util_now_ms() - t->held_since < WSGI_BATCH_MS)
 		return rc;

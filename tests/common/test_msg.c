@@ -56,6 +56,7 @@ struct decode_row {
 	int has_fd;
 	int ret;
 	const char *err; /* a word of *errstr_r when ret is -1 */
+	const char *data; /* the payload's bytes; NULL: a pattern */
 };
 
 #define OK_ROW(nm, t, l, fd)                                                   \
@@ -67,6 +68,14 @@ struct decode_row {
 	{                                                                      \
 		.name = nm, .type = t, .len = l, .payload = p, .has_fd = fd,   \
 		.ret = -1, .err = e                                            \
+	}
+/* A row whose payload is the bytes of a string literal (a user name, a
+ * record with a user name). */
+#define NAME_ROW(nm, t, s, fd, r, e)                                           \
+	{                                                                      \
+		.name = nm, .type = t, .len = sizeof(s) - 1,                   \
+		.payload = sizeof(s) - 1, .has_fd = fd, .ret = r, .err = e,    \
+		.data = s                                                      \
 	}
 
 static const struct decode_row decode_rows[] = {
@@ -111,6 +120,52 @@ static const struct decode_row decode_rows[] = {
     OK_ROW("CONN without bytes", MSG_CONN, 0, 1),
     OK_ROW("CONN with bytes", MSG_CONN, 18, 1),
     OK_ROW("CONN with MSG_MAX_PAYLOAD bytes", MSG_CONN, MSG_MAX_PAYLOAD, 1),
+    /* The router's messages (proto.h version 2). */
+    OK_ROW("FRONT", MSG_FRONT, sizeof(struct msg_front) + 1, 1),
+    BAD_ROW("FRONT without a descriptor", MSG_FRONT,
+        sizeof(struct msg_front) + 1, sizeof(struct msg_front) + 1, 0, "FRONT"),
+    BAD_ROW("FRONT of only its record", MSG_FRONT, sizeof(struct msg_front),
+        sizeof(struct msg_front), 1, "FRONT"),
+    BAD_ROW("FRONT empty", MSG_FRONT, 0, 0, 1, "FRONT"),
+    OK_ROW("DONE", MSG_DONE, sizeof(struct msg_done), 0),
+    BAD_ROW("DONE too short", MSG_DONE, sizeof(struct msg_done) - 1,
+        sizeof(struct msg_done) - 1, 0, "DONE"),
+    BAD_ROW("DONE too long", MSG_DONE, sizeof(struct msg_done) + 1,
+        sizeof(struct msg_done) + 1, 0, "DONE"),
+    BAD_ROW("DONE with a descriptor", MSG_DONE, sizeof(struct msg_done),
+        sizeof(struct msg_done), 1, "DONE"),
+    OK_ROW("BADPEER", MSG_BADPEER, sizeof(struct msg_badpeer), 0),
+    BAD_ROW("BADPEER empty", MSG_BADPEER, 0, 0, 0, "BADPEER"),
+    BAD_ROW("BADPEER too long", MSG_BADPEER, sizeof(struct msg_badpeer) + 4,
+        sizeof(struct msg_badpeer) + 4, 0, "BADPEER"),
+    BAD_ROW("BADPEER with a descriptor", MSG_BADPEER,
+        sizeof(struct msg_badpeer), sizeof(struct msg_badpeer), 1, "BADPEER"),
+    NAME_ROW("START", MSG_START, "alice", 0, 0, NULL),
+    NAME_ROW("NOUSER", MSG_NOUSER, "bob.smith-2", 0, 0, NULL),
+    NAME_ROW("MSG_FAILED", MSG_FAILED, "_carol", 0, 0, NULL),
+    NAME_ROW("START empty", MSG_START, "", 0, -1, "user name"),
+    NAME_ROW("START with a descriptor", MSG_START, "alice", 1, -1,
+        "user name"),
+    NAME_ROW("START with an upper-case name", MSG_START, "Alice", 0, -1,
+        "user name"),
+    NAME_ROW("NOUSER with a NUL", MSG_NOUSER, "bob\0", 0, -1, "user name"),
+    NAME_ROW("MSG_FAILED with a slash", MSG_FAILED, "../root", 0, -1,
+        "user name"),
+    NAME_ROW("MSG_FAILED with a leading dash", MSG_FAILED, "-carol", 0, -1,
+        "user name"),
+    NAME_ROW("START with 33 bytes", MSG_START,
+        "abcdefghijklmnopqrstuvwxyz0123456", 0, -1, "user name"),
+    NAME_ROW("START with 32 bytes", MSG_START,
+        "abcdefghijklmnopqrstuvwxyz012345", 0, 0, NULL),
+    NAME_ROW("WORKER", MSG_WORKER, "\x07\0\0\0alice", 1, 0, NULL),
+    NAME_ROW("WORKER without a descriptor", MSG_WORKER, "\x07\0\0\0alice", 0,
+        -1, "WORKER"),
+    NAME_ROW("WORKER without a name", MSG_WORKER, "\x07\0\0\0", 1, -1,
+        "WORKER"),
+    NAME_ROW("WORKER shorter than its record", MSG_WORKER, "\x07\0", 1, -1,
+        "WORKER"),
+    NAME_ROW("WORKER with a bad name", MSG_WORKER, "\x07\0\0\0al ice", 1, -1,
+        "WORKER"),
 };
 
 static void test_decode_row(void **state)
@@ -130,7 +185,9 @@ static void test_decode_row(void **state)
 	if (n >= HDR) {
 		memcpy(buf, &h, HDR);
 		for (size_t i = 0; i < row->payload; i++)
-			buf[HDR + i] = (uint8_t)(i * 7 + 1);
+			buf[HDR + i] = row->data != NULL
+			                   ? (uint8_t)row->data[i]
+			                   : (uint8_t)(i * 7 + 1);
 	} else {
 		memcpy(buf, &h, n);
 	}
@@ -565,10 +622,307 @@ static void test_nothing_to_read(void **state)
 	free(buf);
 }
 
+/* ---------------------------------------------------------------------- */
+/* msg_user_check                                                          */
+/* ---------------------------------------------------------------------- */
+
+struct user_row {
+	const char *name;
+	const char *user;
+	size_t len;
+	int ret;
+};
+
+#define USER(nm, u, r)                                                         \
+	{                                                                      \
+		nm, u, sizeof(u) - 1, r                                        \
+	}
+
+static const struct user_row user_rows[] = {
+    USER("user: one letter", "a", 0),
+    USER("user: plain", "alice", 0),
+    USER("user: every allowed kind", "bob.smith_2-x", 0),
+    USER("user: digits only", "1000", 0),
+    USER("user: leading underscore", "_apt", 0),
+    USER("user: leading dot", ".x", 0),
+    USER("user: 32 bytes", "abcdefghijklmnopqrstuvwxyz012345", 0),
+    USER("user: empty", "", -1),
+    USER("user: 33 bytes", "abcdefghijklmnopqrstuvwxyz0123456", -1),
+    USER("user: leading dash", "-alice", -1),
+    USER("user: upper case", "Alice", -1),
+    USER("user: space", "al ice", -1),
+    USER("user: slash", "a/b", -1),
+    USER("user: colon", "a:b", -1),
+    USER("user: at", "a@b", -1),
+    USER("user: NUL inside", "a\0b", -1),
+    USER("user: trailing NUL", "alice\0", -1),
+    USER("user: newline", "alice\n", -1),
+    USER("user: high byte", "\xc3\xa9t\xc3\xa9", -1),
+    USER("user: DEL", "a\x7f", -1),
+};
+
+static void test_user_row(void **state)
+{
+	const struct user_row *row = *state;
+	/* An exact copy, so a read past len is seen. */
+	uint8_t *b = malloc(row->len ? row->len : 1);
+
+	assert_non_null(b);
+	memcpy(b, row->user, row->len);
+	if (msg_user_check(b, row->len) != row->ret)
+		fail_msg("case \"%s\": want %d", row->name, row->ret);
+	free(b);
+}
+
+/* ---------------------------------------------------------------------- */
+/* msg_front_encode and msg_front_decode                                   */
+/* ---------------------------------------------------------------------- */
+
+#define FRONT_REC sizeof(struct msg_front)
+
+static const char *const good_strs[MSG_FRONT_NSTR] = {
+    "blog", "192.0.2.7", "53412", "blog.example.com", "443", "/blog"};
+static const char *const empty_strs[MSG_FRONT_NSTR] = {
+    "", "", "", "", "", ""};
+#define HEAD "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+#define GOOD_LEN (FRONT_REC + 4 + 9 + 5 + 16 + 3 + 5 + sizeof(HEAD) - 1)
+
+struct encode_row {
+	const char *name;
+	uint32_t id;
+	uint32_t flags;
+	const char *str[MSG_FRONT_NSTR]; /* NULL: good_strs */
+	size_t nbytes;                  /* of HEAD; ~0: all of it */
+	size_t size;                    /* of out */
+	size_t ret;                     /* 0: refused */
+};
+
+#define ALL_HEAD ((size_t)-1)
+
+static const struct encode_row encode_rows[] = {
+    {"encode: good", 7, 0, {NULL}, ALL_HEAD, GOOD_LEN, GOOD_LEN},
+    {"encode: https flag", 1, MSG_FRONT_HTTPS, {NULL}, ALL_HEAD, GOOD_LEN + 9,
+        GOOD_LEN},
+    {"encode: id 0xffffffff", 0xffffffffu, 0, {NULL}, ALL_HEAD, GOOD_LEN,
+        GOOD_LEN},
+    {"encode: empty strings", 7, 0, {"", "", "", "", "", ""}, 1,
+        FRONT_REC + 1, FRONT_REC + 1},
+    {"encode: five-digit ports", 7, 0,
+        {"a", "::1", "65535", "h", "00080", "/"}, 1, 4096,
+        FRONT_REC + 1 + 3 + 5 + 1 + 5 + 1 + 1},
+    {"encode: id 0", 0, 0, {NULL}, ALL_HEAD, 4096, 0},
+    {"encode: no bytes", 7, 0, {NULL}, 0, 4096, 0},
+    {"encode: a space in APP", 7, 0, {"a b", "", "", "", "", ""}, 1, 4096, 0},
+    {"encode: a tab in REMOTE_ADDR", 7, 0, {"a", "1\t2", "", "", "", ""}, 1,
+        4096, 0},
+    {"encode: CR LF in SERVER_NAME", 7, 0, {"a", "", "", "h\r\n", "", ""}, 1,
+        4096, 0},
+    {"encode: DEL in SCRIPT_NAME", 7, 0, {"a", "", "", "", "", "/\x7f"}, 1,
+        4096, 0},
+    {"encode: high byte in APP", 7, 0, {"\xc3\xa9", "", "", "", "", ""}, 1,
+        4096, 0},
+    {"encode: letter in REMOTE_PORT", 7, 0, {"a", "", "8a", "", "", ""}, 1,
+        4096, 0},
+    {"encode: sign in SERVER_PORT", 7, 0, {"a", "", "", "", "-1", ""}, 1,
+        4096, 0},
+    {"encode: six-digit port", 7, 0, {"a", "", "123456", "", "", ""}, 1,
+        4096, 0},
+    {"encode: one byte short", 7, 0, {NULL}, ALL_HEAD, GOOD_LEN - 1, 0},
+    {"encode: room for the strings only", 7, 0, {NULL}, ALL_HEAD,
+        GOOD_LEN - (sizeof(HEAD) - 1), 0},
+    {"encode: room for the record only", 7, 0, {NULL}, ALL_HEAD, FRONT_REC, 0},
+    {"encode: smaller than the record", 7, 0, {NULL}, ALL_HEAD,
+        FRONT_REC - 1, 0},
+    {"encode: 4 bytes", 7, 0, {"", "", "", "", "", ""}, 1, 4, 0},
+    {"encode: no room at all", 7, 0, {NULL}, ALL_HEAD, 0, 0},
+};
+
+/* Encodes into a buffer of exactly row->size bytes (AddressSanitizer
+ * sees a write past it); a good one must decode back to the same. */
+static void test_encode_row(void **state)
+{
+	const struct encode_row *row = *state;
+	const char *const *str = row->str[0] != NULL ? row->str : good_strs;
+	size_t nbytes = row->nbytes == ALL_HEAD ? sizeof(HEAD) - 1 : row->nbytes;
+	uint8_t *out = malloc(row->size ? row->size : 1);
+	static uint8_t dgram[HDR + MSG_MAX_PAYLOAD];
+	static struct msg_front_view v;
+	struct msg_hdr h = {.type = MSG_FRONT};
+	struct msg m;
+	const char *err = NULL;
+	size_t n;
+
+	assert_non_null(out);
+	n = msg_front_encode(out, row->size, row->id, row->flags, str, HEAD,
+	    nbytes);
+	if (n != row->ret)
+		fail_msg("case \"%s\": returned %zu, want %zu", row->name, n,
+		    row->ret);
+	if (n > 0) {
+		h.len = (uint32_t)n;
+		memcpy(dgram, &h, HDR);
+		memcpy(dgram + HDR, out, n);
+		assert_int_equal(msg_decode(dgram, HDR + n, 1, &m, &err), 0);
+		if (msg_front_decode(&m, &v, &err) != 0)
+			fail_msg("case \"%s\": decode: %s", row->name, err);
+		assert_int_equal(v.id, row->id);
+		assert_int_equal(v.flags, row->flags);
+		for (int i = 0; i < MSG_FRONT_NSTR; i++) {
+			assert_string_equal(v.str[i], str[i]);
+			assert_int_equal(v.str_len[i], strlen(str[i]));
+		}
+		assert_int_equal(v.nbytes, nbytes);
+		assert_memory_equal(v.bytes, HEAD, nbytes);
+		assert_ptr_equal(v.bytes, m.payload + n - nbytes);
+	}
+	free(out);
+}
+
+/* A string at MSG_FRONT_MAX_STR is fine, one byte more is refused on
+ * both sides; the payload may reach MSG_MAX_PAYLOAD and no further. */
+static void test_front_limits(void **state)
+{
+	static char long_str[MSG_FRONT_MAX_STR + 2];
+	static uint8_t out[MSG_MAX_PAYLOAD + 64], big[MSG_MAX_PAYLOAD];
+	static struct msg_front_view v;
+	const char *str[MSG_FRONT_NSTR] = {long_str, "", "", "", "", ""};
+	struct msg_front f = {.id = 1, .len = {MSG_FRONT_MAX_STR + 1}};
+	struct msg m = {.type = MSG_FRONT, .payload = out};
+	const char *err = NULL;
+	size_t n;
+
+	memset(long_str, 'a', MSG_FRONT_MAX_STR);
+	n = msg_front_encode(out, sizeof(out), 1, 0, str, "x", 1);
+	assert_int_equal(n, FRONT_REC + MSG_FRONT_MAX_STR + 1);
+	m.len = n;
+	assert_int_equal(msg_front_decode(&m, &v, &err), 0);
+	assert_int_equal(v.str_len[MSG_FRONT_APP], MSG_FRONT_MAX_STR);
+	assert_int_equal(strlen(v.str[MSG_FRONT_APP]), MSG_FRONT_MAX_STR);
+
+	long_str[MSG_FRONT_MAX_STR] = 'a';
+	assert_int_equal(msg_front_encode(out, sizeof(out), 1, 0, str, "x", 1),
+	    0);
+	/* The decoder, given the same by hand. */
+	memcpy(out, &f, sizeof(f));
+	memset(out + FRONT_REC, 'a', MSG_FRONT_MAX_STR + 1);
+	out[FRONT_REC + MSG_FRONT_MAX_STR + 1] = 'x';
+	m.len = FRONT_REC + MSG_FRONT_MAX_STR + 2;
+	assert_int_equal(msg_front_decode(&m, &v, &err), -1);
+	assert_non_null(strstr(err, "string"));
+
+	memset(big, 'b', sizeof(big));
+	n = msg_front_encode(out, sizeof(out), 1, 0, empty_strs, big,
+	    MSG_MAX_PAYLOAD - FRONT_REC);
+	assert_int_equal(n, MSG_MAX_PAYLOAD);
+	assert_int_equal(msg_front_encode(out, sizeof(out), 1, 0, empty_strs,
+	                     big, MSG_MAX_PAYLOAD - FRONT_REC + 1),
+	    0);
+}
+
+/* Payloads built by hand, as a hostile peer would: the record's fields,
+ * then tail bytes (strings and request bytes). */
+struct front_bad_row {
+	const char *name;
+	enum msg_type type; /* 0: MSG_FRONT */
+	uint32_t id;
+	uint32_t flags;
+	uint16_t len[MSG_FRONT_NSTR];
+	uint16_t pad;
+	const char *tail;
+	size_t tail_len;
+	size_t cut; /* > 0: the payload is only this many bytes */
+	const char *err; /* NULL: accepted */
+};
+
+#define TAIL(s) .tail = (s), .tail_len = sizeof(s) - 1
+
+static const struct front_bad_row front_bad_rows[] = {
+    {"decode: good", .id = 5, .len = {1, 1, 1, 1, 1, 1}, TAIL("ab1d2fX")},
+    {"decode: good, no strings", .id = 5, .flags = MSG_FRONT_HTTPS,
+        TAIL("X")},
+    {"decode: id 0", .id = 0, TAIL("X"), .err = "id"},
+    {"decode: flags 2", .id = 5, .flags = 2, TAIL("X"), .err = "flags"},
+    {"decode: flags with the high bit", .id = 5, .flags = 0x80000001u,
+        TAIL("X"), .err = "flags"},
+    {"decode: pad not 0", .id = 5, .pad = 1, TAIL("X"), .err = "flags"},
+    {"decode: space in APP", .id = 5, .len = {3}, TAIL("a bX"),
+        .err = "string"},
+    {"decode: NUL in APP", .id = 5, .len = {2}, TAIL("a\0X"),
+        .err = "string"},
+    {"decode: tab in REMOTE_ADDR", .id = 5, .len = {0, 3}, TAIL("1\t2X"),
+        .err = "string"},
+    {"decode: LF in SERVER_NAME", .id = 5, .len = {0, 0, 0, 2},
+        TAIL("h\nX"), .err = "string"},
+    {"decode: DEL in SCRIPT_NAME", .id = 5, .len = {0, 0, 0, 0, 0, 2},
+        TAIL("/\x7fX"), .err = "string"},
+    {"decode: high byte in APP", .id = 5, .len = {1}, TAIL("\xffX"),
+        .err = "string"},
+    {"decode: letter in REMOTE_PORT", .id = 5, .len = {0, 0, 2},
+        TAIL("8aX"), .err = "string"},
+    {"decode: colon in SERVER_PORT", .id = 5, .len = {0, 0, 0, 0, 3},
+        TAIL(":80X"), .err = "string"},
+    {"decode: six-digit SERVER_PORT", .id = 5, .len = {0, 0, 0, 0, 6},
+        TAIL("123456X"), .err = "string"},
+    {"decode: first string runs past the end", .id = 5, .len = {100},
+        TAIL("abcX"), .err = "string"},
+    {"decode: last string runs past the end", .id = 5,
+        .len = {1, 1, 1, 1, 1, 3}, TAIL("ab1d2fX"), .err = "string"},
+    {"decode: length 0xffff", .id = 5, .len = {0xffff}, TAIL("X"),
+        .err = "string"},
+    {"decode: strings take every byte", .id = 5, .len = {1, 1, 1, 1, 1, 1},
+        TAIL("ab1d2f"), .err = "bytes"},
+    {"decode: record only", .id = 5, .err = "shorter"},
+    {"decode: part of a record", .id = 5, TAIL("X"), .cut = 7,
+        .err = "shorter"},
+    {"decode: no bytes at all", .id = 5, TAIL("X"), .cut = (size_t)-1,
+        .err = "shorter"},
+    {"decode: not a FRONT", .type = MSG_CONN, .id = 5, TAIL("X"),
+        .err = "shorter"},
+};
+
+static void test_front_bad_row(void **state)
+{
+	const struct front_bad_row *row = *state;
+	struct msg_front f = {.id = row->id, .flags = row->flags, .pad = {row->pad, 0}};
+	size_t len = FRONT_REC + row->tail_len;
+	static struct msg_front_view v;
+	struct msg m = {.type = row->type ? row->type : MSG_FRONT, .fd = -1};
+	const char *err = NULL;
+	uint8_t *p;
+	int rc;
+
+	memcpy(f.len, row->len, sizeof(f.len));
+	if (row->cut == (size_t)-1)
+		len = 0;
+	else if (row->cut > 0)
+		len = row->cut;
+	p = malloc(FRONT_REC + row->tail_len);
+	assert_non_null(p);
+	memcpy(p, &f, FRONT_REC);
+	if (row->tail_len > 0)
+		memcpy(p + FRONT_REC, row->tail, row->tail_len);
+	m.payload = p;
+	m.len = len;
+	rc = msg_front_decode(&m, &v, &err);
+	if (row->err == NULL) {
+		if (rc != 0)
+			fail_msg("case \"%s\": refused: %s", row->name, err);
+		assert_int_equal(v.id, row->id);
+		assert_int_equal(v.nbytes, 1);
+		assert_int_equal(v.bytes[0], 'X');
+	} else if (rc != -1 || err == NULL || strstr(err, row->err) == NULL) {
+		fail_msg("case \"%s\": returned %d (%s), want an error with "
+		         "\"%s\"",
+		    row->name, rc, err ? err : "no error", row->err);
+	}
+	free(p);
+}
+
 int main(void)
 {
 	struct CMUnitTest tests[NROWS(decode_rows) + NROWS(trip_rows) +
-	                        NROWS(garbage_rows) + 8];
+	                        NROWS(garbage_rows) + NROWS(user_rows) +
+	                        NROWS(encode_rows) + NROWS(front_bad_rows) + 9];
 	size_t n = 0;
 
 	for (size_t i = 0; i < NROWS(decode_rows); i++)
@@ -595,5 +949,19 @@ int main(void)
 	    .name = "empty datagram", .test_func = test_empty_datagram};
 	tests[n++] = (struct CMUnitTest){
 	    .name = "nothing to read", .test_func = test_nothing_to_read};
+	for (size_t i = 0; i < NROWS(user_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = user_rows[i].name,
+		    .test_func = test_user_row,
+		    .initial_state = (void *)&user_rows[i]};
+	for (size_t i = 0; i < NROWS(encode_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = encode_rows[i].name,
+		    .test_func = test_encode_row,
+		    .initial_state = (void *)&encode_rows[i]};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "FRONT limits", .test_func = test_front_limits};
+	for (size_t i = 0; i < NROWS(front_bad_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = front_bad_rows[i].name,
+		    .test_func = test_front_bad_row,
+		    .initial_state = (void *)&front_bad_rows[i]};
 	return _cmocka_run_group_tests("msg", tests, n, NULL, NULL);
 }

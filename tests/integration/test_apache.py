@@ -81,10 +81,10 @@ ProxyTimeout 30
 # The front sockets are shared by every hosted user: lodge closes each
 # connection after its response, so Apache must not try to reuse them.
 <Proxy "unix:{http_sock}|http://lodge/">
-    ProxySet disablereuse=On
+    ProxySet disablereuse=On retry=0
 </Proxy>
 <Proxy "unix:{uwsgi_sock}|uwsgi://lodge/">
-    ProxySet disablereuse=On
+    ProxySet disablereuse=On retry=0
 </Proxy>
 
 {vhosts}
@@ -93,6 +93,7 @@ ProxyTimeout 30
 VHOST = r'''
 <VirtualHost 127.0.0.1:{port}>
     ServerName {name}
+    ProxyPreserveHost On
     {route}
     {extra}
     ProxyPass "/" "unix:{sock}|{proto}://lodge/"

@@ -30,6 +30,9 @@ static void print_msgs(const char *what, const struct conf_msgs *m)
 /* ---------------------------------------------------------------------- */
 /* Valid settings: the value each must yield. */
 
+/* Fifty characters, for paths that are too long. */
+#define A50 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
 struct ok_row {
 	const char *text;
 	const char *field; /* what to check */
@@ -44,6 +47,7 @@ static const struct ok_row ok_rows[] = {
     {"", "socket_dir", 0, "/run/lodge/users"},
     {"", "socket_group", 0, "www-data"},
     {"", "control_group", 0, NULL},
+    {"", "control_socket", 0, "/run/lodge/control.sock"},
     {"", "policy", 0, "/etc/lodge/policy/default.policy"},
     {"", "worker", 0, "/usr/sbin/lodge-worker"},
     {"", "seccomp", CONF_SECCOMP_ENFORCE, NULL},
@@ -64,6 +68,8 @@ static const struct ok_row ok_rows[] = {
     {"[lodge]\nsocket_group = nginx\n", "socket_group", 0, "nginx"},
     {"[lodge]\ncontrol_group = lodgeadm\n", "control_group", 0, "lodgeadm"},
     {"[lodge]\ncontrol_group =\n", "control_group", 0, NULL},
+    {"[lodge]\ncontrol_socket = /run/x.sock\n", "control_socket", 0,
+        "/run/x.sock"},
     {"[lodge]\npolicy = /etc/p.policy\n", "policy", 0, "/etc/p.policy"},
     {"[lodge]\nworker = /opt/lw\n", "worker", 0, "/opt/lw"},
     {"[lodge]\nseccomp = log\n", "seccomp", CONF_SECCOMP_LOG, NULL},
@@ -179,6 +185,8 @@ static const char *str_field(const struct conf *c, const char *f)
 		return c->socket_group;
 	if (strcmp(f, "control_group") == 0)
 		return c->control_group;
+	if (strcmp(f, "control_socket") == 0)
+		return c->control_socket;
 	if (strcmp(f, "policy") == 0)
 		return c->policy;
 	if (strcmp(f, "worker") == 0)
@@ -300,6 +308,14 @@ static const struct err_row err_rows[] = {
            "aaaa' is too long for Unix socket paths (at most 69 characters, "
            "so that DIR/USER.sock fits); write a shorter path like "
            "'/run/lodge/users'"}},
+    {"[lodge]\ncontrol_socket = control.sock\n",
+        {F ":2: control_socket: expected an absolute path without '..', "
+           "got 'control.sock'; write e.g. 'control_socket = "
+           "/run/lodge/control.sock'"}},
+    {"[lodge]\ncontrol_socket = /run/" A50 A50 "\n",
+        {F ":2: control_socket: '/run/" A50 A50 "' is too long for a Unix "
+           "socket path (at most 103 characters); write a shorter path "
+           "like '/run/lodge/control.sock'"}},
     {"[lodge]\npolicy = /etc/../p\n",
         {F ":2: policy: expected an absolute path without '..', got "
            "'/etc/../p'; write e.g. 'policy = "
@@ -350,7 +366,8 @@ static const struct err_row err_rows[] = {
     {"[lodge]\ncolour = blue\n",
         {F ":2: colour: unknown setting in [lodge]; the known ones are "
            "users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "
-           "control_group, policy, seccomp, network, worker, processes, "
+           "control_group, control_socket, policy, seccomp, network, "
+           "worker, processes, "
            "threads, memory_max, pids_max, cpu_weight, nofile, "
            "request_timeout, idle_timeout, front, front_group, "
            "front_trusted, route, host_map, router, router_policy, "

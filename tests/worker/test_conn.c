@@ -9,8 +9,9 @@
  * conn_body_discard, and the response framing chosen by conn_resp_body and
  * conn_resp_end, read back byte for byte from the client end (Content-Length
  * or chunked, HEAD, HTTP/1.0, Connection), error pages, sendfile and a
- * client that went away.  The response head is built here the way the WSGI
- * layer builds it: status line and app headers, no framing.  Tables where
+ * client that went away, and the request clock of --request-timeout.  The
+ * response head is built here the way the WSGI layer builds it: status
+ * line and app headers, no framing.  Tables where
  * the cases differ only by data.  Runs as any user; SIGPIPE is ignored, as
  * in the worker.  No assertion runs while a client thread is alive: results
  * are collected first, checked after the join.
@@ -2071,6 +2072,138 @@ static void test_new_large_initial(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The request clock (--request-timeout)                                  */
+/* ---------------------------------------------------------------------- */
+
+/* Without a clock, writes go out and nothing ever expires. */
+static void test_clock_off(void **state)
+{
+	char wire[1024];
+
+	fx_open();
+	start_request(GET11, 0);
+	assert_int_equal(conn_clock_expire(fx.c, now_ms() + 100000, 1), 0);
+	conn_send_error(&fx.r, 404, true);
+	assert_false(fx.r.client_gone);
+	assert_true(client_drain(wire, sizeof(wire)) > 0);
+	assert_false(conn_clock_stop(fx.c));
+}
+
+/* A request within its time: untouched, and the clock says so. */
+static void test_clock_in_time(void **state)
+{
+	char wire[1024];
+
+	fx_open();
+	start_request(GET11, 0);
+	conn_clock_start(fx.c, now_ms(), &fx, &fx.r.http);
+	assert_int_equal(conn_clock_expire(fx.c, now_ms(), 60000), 0);
+	conn_send_error(&fx.r, 404, true);
+	assert_false(fx.r.client_gone);
+	assert_true(client_drain(wire, sizeof(wire)) > 0);
+	/* The response started: a late expiry only cuts it. */
+	assert_int_equal(conn_clock_expire(fx.c, now_ms() + 60000, 60000),
+	    CONN_CLOCK_SENDING);
+	assert_true(conn_clock_stop(fx.c));
+	assert_false(conn_clock_stop(fx.c));
+}
+
+/* Expired before a byte went out: the checker owns the answer, so the
+ * app's response never reaches the wire, and the log line's fields are
+ * the request's. */
+static void test_clock_expired_first(void **state)
+{
+	char wire[1024];
+
+	fx_open();
+	start_request("GET /slow/path?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+	conn_clock_start(fx.c, now_ms() - 5000, &fx, &fx.r.http);
+	assert_ptr_equal(fx.c->clock_app, &fx);
+	check_bytes("the method", "clock", fx.c->clock_method,
+	    fx.c->clock_method_len, "GET", 3);
+	check_bytes("the path", "clock", fx.c->clock_path, fx.c->clock_path_len,
+	    "/slow/path", 10);
+	assert_int_equal(
+	    conn_clock_expire(fx.c, now_ms(), 1000), CONN_CLOCK_RUNNING);
+	/* Only once. */
+	assert_int_equal(conn_clock_expire(fx.c, now_ms(), 1000), 0);
+	set_response(200, DEF_HEAD, 2);
+	assert_int_equal(conn_resp_body(&fx.r, "ok", 2, true), -1);
+	assert_true(fx.r.client_gone);
+	assert_false(fx.r.keep_alive);
+	assert_int_equal(conn_resp_end(&fx.r), -1);
+	assert_int_equal(client_drain(wire, sizeof(wire)), 0);
+	assert_true(conn_clock_stop(fx.c));
+}
+
+/* An error page is a response like any other. */
+static void test_clock_expired_error_page(void **state)
+{
+	char wire[1024];
+
+	fx_open();
+	start_request(GET11, 0);
+	conn_clock_start(fx.c, now_ms() - 2000, NULL, &fx.r.http);
+	assert_int_equal(
+	    conn_clock_expire(fx.c, now_ms(), 1000), CONN_CLOCK_RUNNING);
+	conn_send_error(&fx.r, 500, true);
+	assert_true(fx.r.client_gone);
+	assert_false(fx.r.keep_alive);
+	assert_int_equal(client_drain(wire, sizeof(wire)), 0);
+}
+
+/* claim: 1 the first time, 0 after; -1 once expired. */
+static void test_clock_claim(void **state)
+{
+	fx_open();
+	start_request(GET11, 0);
+	assert_int_equal(conn_clock_claim(fx.c), 0); /* not running */
+	conn_clock_start(fx.c, now_ms(), NULL, &fx.r.http);
+	assert_int_equal(conn_clock_claim(fx.c), 1);
+	assert_int_equal(conn_clock_claim(fx.c), 0);
+	conn_clock_unclaim(fx.c);
+	assert_int_equal(
+	    conn_clock_expire(fx.c, now_ms() + 10, 10), CONN_CLOCK_RUNNING);
+	assert_int_equal(conn_clock_claim(fx.c), -1);
+	conn_clock_unclaim(fx.c); /* stays expired */
+	assert_int_equal(conn_clock_claim(fx.c), -1);
+	assert_true(conn_clock_stop(fx.c));
+	assert_int_equal(conn_clock_claim(fx.c), 0);
+}
+
+/* "100 Continue" is an interim response: a request that times out after
+ * it still gets its 504 (the clock is back to RUNNING). */
+static void test_clock_continue_is_interim(void **state)
+{
+	char wire[256], dst[16];
+
+	fx_open();
+	start_request(EXPECT_CL(5), 0);
+	conn_clock_start(fx.c, now_ms(), NULL, &fx.r.http);
+	/* No body comes: the read gives up, after the 100. */
+	assert_int_equal(conn_body_read(&fx.r, dst, sizeof(dst), 50), -1);
+	check_bytes("the interim response", "continue", wire,
+	    client_drain(wire, sizeof(wire)), CONTINUE, sizeof(CONTINUE) - 1);
+	assert_int_equal(conn_clock_expire(fx.c, now_ms() + 10000, 1000),
+	    CONN_CLOCK_RUNNING);
+}
+
+/* Expired before the body was asked for: not even the 100 goes out. */
+static void test_clock_expired_before_continue(void **state)
+{
+	char wire[256], dst[16];
+
+	fx_open();
+	start_request(EXPECT_CL(5), 0);
+	conn_clock_start(fx.c, now_ms() - 5000, NULL, &fx.r.http);
+	assert_int_equal(
+	    conn_clock_expire(fx.c, now_ms(), 1000), CONN_CLOCK_RUNNING);
+	assert_int_equal(conn_body_read(&fx.r, dst, sizeof(dst), 50), -1);
+	assert_true(fx.r.client_gone);
+	assert_int_equal(client_drain(wire, sizeof(wire)), 0);
+}
+
+/* ---------------------------------------------------------------------- */
 
 #define ADD_ROWS(rows, fn)                                                     \
 	for (size_t i = 0; i < NROWS(rows); i++)                               \
@@ -2091,7 +2224,7 @@ int main(void)
 	struct CMUnitTest tests[NROWS(head_rows) + NROWS(pipe_rows) +
 	                        NROWS(body_rows) + NROWS(discard_rows) +
 	                        NROWS(resp_rows) + NROWS(err_rows) +
-	                        NROWS(sendfile_rows) + NROWS(gone_rows) + 16];
+	                        NROWS(sendfile_rows) + NROWS(gone_rows) + 32];
 	size_t n = 0;
 
 	/* As in the worker: a write to a closed client fails with EPIPE
@@ -2120,5 +2253,14 @@ int main(void)
 	ADD("describe: unix socket", test_describe_unix);
 	ADD("describe: TCP", test_describe_tcp);
 	ADD("free closes the descriptor", test_free_closes);
+	ADD("clock: off", test_clock_off);
+	ADD("clock: in time", test_clock_in_time);
+	ADD("clock: expired before the response", test_clock_expired_first);
+	ADD("clock: expired before an error page",
+	    test_clock_expired_error_page);
+	ADD("clock: claim", test_clock_claim);
+	ADD("clock: 100 Continue is interim", test_clock_continue_is_interim);
+	ADD("clock: expired before 100 Continue",
+	    test_clock_expired_before_continue);
 	return _cmocka_run_group_tests("conn", tests, n, NULL, fx_teardown);
 }

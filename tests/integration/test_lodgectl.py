@@ -1,0 +1,746 @@
+"""End-to-end tests of lodgectl and lodged's control socket: the real
+lodged (lodgehost.LodgeHost: real users, the real sandbox and worker)
+driven by the real lodgectl.
+
+Runs as root only (skipped otherwise).  Users: lodgectl-a and lodgectl-b
+are hosted (an app "hello" each); lodgectl-m is a member of the control
+group lodgectl-adm; lodgectl-x is not.  lodged gets
+
+    control_socket = TMP/control.sock
+    control_group = lodgectl-adm
+
+Environment: LODGED, LODGE_WORKER and LODGECTL name the binaries under
+test (LODGE_ROUTER is not needed: no front socket here).
+"""
+
+import grp
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+import unittest
+
+import lodgehost
+from lodgehost import TIMEOUT, wait_for
+
+A = "lodgectl-a"
+B = "lodgectl-b"
+MEMBER = "lodgectl-m"
+OUTSIDER = "lodgectl-x"
+GROUP = "lodgectl-adm"
+
+HELLO_APP = '''\
+import os
+import time
+
+print("hello app imported")
+
+def application(environ, start_response):
+    qs = environ.get("QUERY_STRING", "")
+    if qs.startswith("sleep="):
+        # Tells the test the request is in (the app's folder is visible
+        # to root), then takes its time.
+        mark = os.path.join(os.path.dirname(__file__), "sleeping")
+        open(mark, "w").close()
+        time.sleep(float(qs[6:]))
+        os.unlink(mark)
+    body = ("uid=%d pid=%d\\n" % (os.getuid(), os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+# A Prometheus text exposition sample line: name, optional labels, value.
+SAMPLE_RE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)'
+    r'(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
+    r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)?\})? '
+    r'(-?[0-9.e+-]+|\+Inf|-Inf|NaN)$')
+
+
+def run(*args, check=True):
+    return subprocess.run(args, check=check, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def parse_prometheus(text):
+    """{family: type} and [(name, {label: value}, value)]; raises on any
+    line that is not the exposition format."""
+    types, samples = {}, []
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            if kind not in ("counter", "gauge", "histogram", "summary",
+                            "untyped"):
+                raise ValueError("bad type: " + line)
+            types[name] = kind
+            continue
+        m = SAMPLE_RE.match(line)
+        if m is None:
+            raise ValueError("not a sample line: %r" % line)
+        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                 m.group(3) or ""))
+        samples.append((m.group(1), labels, float(m.group(5))))
+    return types, samples
+
+
+def http_get(path, timeout=TIMEOUT, target="/"):
+    """GET target on a Unix socket: (status, body)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                  % target.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body.decode()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (users, lodged)")
+class LodgectlTest(unittest.TestCase):
+    host = None
+    extra_users = []
+
+    @classmethod
+    def setUpClass(cls):
+        missing = lodgehost.missing_binaries("LODGED", "LODGE_WORKER",
+                                             "LODGECTL")
+        if missing:
+            raise unittest.SkipTest("set " + ", ".join(missing))
+        try:
+            cls._set_up()
+        except BaseException:
+            cls._tear_down()
+            raise
+
+    @classmethod
+    def _set_up(cls):
+        run("groupdel", GROUP, check=False)
+        for name in (MEMBER, OUTSIDER):
+            run("userdel", "-r", name, check=False)
+        run("groupadd", GROUP)
+        run("useradd", "-M", "-s", "/usr/sbin/nologin", "-G", GROUP, MEMBER)
+        cls.extra_users.append(MEMBER)
+        run("useradd", "-M", "-s", "/usr/sbin/nologin", OUTSIDER)
+        cls.extra_users.append(OUTSIDER)
+
+        cls.host = h = lodgehost.LodgeHost("lodgectl", ["-a", "-b"])
+        for u in (A, B):
+            h.install_app(u, "hello", HELLO_APP)
+        # lodgectl where the test users can run it too.
+        cls.ctl_bin = os.path.join(h.bindir, "lodgectl")
+        shutil.copy2(os.environ["LODGECTL"], cls.ctl_bin)
+        os.chmod(cls.ctl_bin, 0o755)
+        cls.sock = os.path.join(h.tmp, "control.sock")
+        cls.extra = ("control_socket = %s\ncontrol_group = %s\n"
+                     % (cls.sock, GROUP))
+        h.start(extra=cls.extra)
+        cls.good_conf = h.config(cls.extra)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tear_down()
+
+    @classmethod
+    def _tear_down(cls):
+        if cls.host is not None:
+            cls.host.stop()
+            cls.host = None
+        for name in cls.extra_users:
+            run("userdel", "-r", name, check=False)
+        cls.extra_users = []
+        run("groupdel", GROUP, check=False)
+
+    # -- helpers -----------------------------------------------------------
+
+    def ctl(self, *args, user=None, socket_path=None, timeout=TIMEOUT * 2):
+        """Runs lodgectl; (exit status, stdout, stderr)."""
+        env = dict(os.environ)
+        env["LODGE_CONTROL_SOCKET"] = socket_path or self.sock
+        cmd = [self.ctl_bin] + list(args)
+        if user is not None:
+            cmd = ["setpriv", "--reuid=" + user, "--regid=" + user,
+                   "--init-groups", "--"] + cmd
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           timeout=timeout)
+        return p.returncode, p.stdout, p.stderr
+
+    def ctl_json(self, *args, expect=0, **kw):
+        rc, out, err = self.ctl("--json", *args, **kw)
+        self.assertEqual(rc, expect, "lodgectl %s: %s%s\n%s" % (
+            " ".join(args), out, err, self.host.read_log()[-3000:]))
+        return json.loads(out)
+
+    def user_status(self, name):
+        body = self.ctl_json("status", name)
+        self.assertEqual(len(body["users"]), 1)
+        return body["users"][0]
+
+    def ensure_running(self, name):
+        st = self.user_status(name)
+        if st["running"] == 0:
+            self.ctl_json("start", name)
+        self.assertTrue(wait_for(lambda: self.user_status(name)["workers"][0]
+                                 ["pid"] is not None),
+                        self.host.read_log()[-3000:])
+        return self.user_status(name)
+
+    def log_dir(self, name):
+        pw = pwd.getpwnam(name)
+        d = os.path.join(pw.pw_dir, "logs", "lodge")
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            for p in (os.path.join(pw.pw_dir, "logs"), d):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        return d
+
+    # -- status ------------------------------------------------------------
+
+    def test_status_json(self):
+        body = self.ctl_json("status")
+        lodged = body["lodged"]
+        self.assertEqual(lodged["pid"], self.host.proc.pid)
+        self.assertEqual(lodged["config"], self.host.conf)
+        self.assertEqual(lodged["protocol"], 1)
+        self.assertEqual(lodged["users_hosted"], 2)
+        self.assertEqual(lodged["control_group"], GROUP)
+        self.assertIsNone(body["router"])  # no front socket
+        names = [u["name"] for u in body["users"]]
+        self.assertEqual(names, [A, B])
+        for u in body["users"]:
+            self.assertEqual(u["uid"], pwd.getpwnam(u["name"]).pw_uid)
+            self.assertIn(u["state"], ("idle", "running", "stopped",
+                                       "stopping", "restarting",
+                                       "draining"))
+            self.assertEqual(u["processes"], 1)
+            self.assertEqual(len(u["workers"]), 1)
+            # What only the workers know is there, as null, for now.
+            for key in ("apps", "requests_served", "requests_inflight",
+                        "queue_depth"):
+                self.assertIn(key, u)
+                self.assertIsNone(u[key])
+            w = u["workers"][0]
+            for key in ("requests_served", "requests_inflight"):
+                self.assertIn(key, w)
+                self.assertIsNone(w[key])
+            # The overview leaves out the detail.
+            self.assertNotIn("limits", u)
+
+    def test_status_user_detail(self):
+        u = self.ensure_running(A)
+        pw = pwd.getpwnam(A)
+        self.assertEqual(u["state"], "running")
+        self.assertEqual(u["home"], pw.pw_dir)
+        self.assertEqual(u["log_dir"], os.path.join(pw.pw_dir, "logs",
+                                                    "lodge"))
+        self.assertEqual(u["socket"], os.path.join(self.host.socket_dir,
+                                                   A + ".sock"))
+        self.assertEqual(u["limits"]["threads"], 4)
+        w = u["workers"][0]
+        self.assertEqual(w["state"], "running")
+        self.assertGreaterEqual(w["starts"], 1)
+        self.assertGreater(w["rss_bytes"], 0)
+        self.assertGreaterEqual(w["cpu_seconds"], 0)
+        self.assertGreaterEqual(w["processes"], 1)
+        self.assertIsNotNone(w["spawn_seconds"])
+        # pid is the worker itself: the user's, a child of the namespace
+        # init lodged holds.
+        with open("/proc/%d/status" % w["pid"]) as f:
+            status = f.read()
+        self.assertRegex(status, r"\nUid:\t%d\t" % pw.pw_uid)
+        self.assertRegex(status, r"\nPPid:\t%d\n" % w["init_pid"])
+        self.assertEqual(u["rss_bytes"], w["rss_bytes"])
+
+        rc, out, err = self.ctl("status", A)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("%s (uid %d): running, 1 of 1 worker(s) running"
+                      % (A, pw.pw_uid), out)
+        self.assertRegex(out, r"\n0  running  %d  %d " % (w["pid"],
+                                                         w["init_pid"]))
+        self.assertIn("  limits   processes 1, threads 4", out)
+
+    def test_status_text(self):
+        self.ensure_running(A)
+        for args in ((), ("status",)):
+            rc, out, err = self.ctl(*args)
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(out.startswith("lodged "), out)
+            self.assertIn("router: none", out)
+            self.assertRegex(out, r"\nUSER +STATE +W +PID +UPTIME +RSS +CPU "
+                                  r"+REQS +INFL +RESTARTS +CRASHES +NOTE\n")
+            # A running worker's row: requests are "-" (unknown yet).
+            self.assertRegex(out, r"\n%s +running +0 +\d+ +\S+ +[0-9.]+[KMG] "
+                                  r"+[0-9.]+s +- +- +\d+ +\d+\n" % A)
+            self.assertIn("\napps: - (not reported", out)
+
+    def test_status_unknown_user(self):
+        rc, out, err = self.ctl("status", "nosuchuser")
+        self.assertEqual(rc, 5)
+        self.assertIn("nosuchuser is not a hosted user", err)
+        body = self.ctl_json("status", "nosuchuser", expect=5)
+        self.assertEqual(body["error"]["kind"], "nouser")
+
+    # -- stop, start, restart, reload ---------------------------------------
+
+    def test_stop_then_start(self):
+        self.ensure_running(B)
+        sock = os.path.join(self.host.socket_dir, B + ".sock")
+        self.assertEqual(http_get(sock)[0], 200)
+        body = self.ctl_json("stop", B)
+        self.assertIn("is stopped", body["message"])
+        self.assertTrue(wait_for(lambda: self.user_status(B)["state"]
+                                 == "stopped"), self.user_status(B))
+        u = self.user_status(B)
+        self.assertTrue(u["held"])
+        self.assertIsNone(u["workers"][0]["pid"])
+        rc, out, _ = self.ctl("status")
+        self.assertRegex(out, r"\n%s +stopped .*lodgectl start %s\n" % (B, B))
+
+        # A connection now waits: no worker is started for it...
+        log_mark = len(self.host.read_log())
+        result = {}
+
+        def get():
+            try:
+                result["r"] = http_get(sock, timeout=TIMEOUT * 2)
+            except Exception as e:  # reported below
+                result["r"] = e
+        t = threading.Thread(target=get)
+        t.start()
+        time.sleep(1)
+        self.assertEqual(self.user_status(B)["running"], 0)
+        self.assertNotIn("worker %s: started" % B,
+                         self.host.read_log()[log_mark:])
+        self.assertNotIn("r", result)
+        # ...until lodgectl start, and then it is served.
+        body = self.ctl_json("start", B)
+        self.assertEqual(body["running"], 1)
+        self.assertIn("started again", body["message"])
+        t.join(TIMEOUT * 2)
+        self.assertEqual(result.get("r", (0,))[0], 200, result)
+        self.assertFalse(self.user_status(B)["held"])
+
+    def test_start_while_draining(self):
+        u = self.ensure_running(B)
+        old_init = u["workers"][0]["init_pid"]
+        sock = os.path.join(self.host.socket_dir, B + ".sock")
+        result = {}
+
+        def slow():
+            result["r"] = http_get(sock, target="/?sleep=3")
+        mark = os.path.join(self.host.home(B), "apps", "hello", "sleeping")
+        t = threading.Thread(target=slow)
+        t.start()
+        # The request is in the app when the worker is told to stop.
+        self.assertTrue(wait_for(lambda: os.path.exists(mark)))
+        self.ctl_json("stop", B)
+        body = self.ctl_json("start", B)
+        self.assertIn("new ones start as soon as they have exited",
+                      body["message"])
+        t.join(TIMEOUT)
+        self.assertEqual(result.get("r", (0,))[0], 200, result)
+
+        def new_worker():
+            w = self.user_status(B)["workers"][0]
+            return (w["state"] == "running" and w["pid"] is not None and
+                    w["init_pid"] != old_init)
+        self.assertTrue(wait_for(new_worker), self.host.read_log()[-3000:])
+        self.assertFalse(self.user_status(B)["held"])
+
+    def test_start_when_running(self):
+        self.ensure_running(A)
+        body = self.ctl_json("start", A)
+        self.assertIn("already running", body["message"])
+        self.assertEqual(body["running"], 1)
+
+    def test_restart(self):
+        u = self.ensure_running(A)
+        old_init = u["workers"][0]["init_pid"]
+        body = self.ctl_json("restart", A)
+        self.assertEqual(body["draining"], 1)
+
+        def restarted():
+            w = self.user_status(A)["workers"][0]
+            return (w["state"] == "running" and w["pid"] is not None
+                    and w["init_pid"] != old_init)
+        self.assertTrue(wait_for(restarted), self.host.read_log()[-3000:])
+        self.assertFalse(os.path.exists("/proc/%d" % old_init))
+        sock = os.path.join(self.host.socket_dir, A + ".sock")
+        self.assertEqual(http_get(sock)[0], 200)
+
+    def test_reload_user(self):
+        u = self.ensure_running(A)
+        w = u["workers"][0]
+        body = self.ctl_json("reload", A)
+        self.assertEqual(body["init_pids"], [w["init_pid"]])
+
+        # The worker replaces itself: a new pid under the same init.
+        def replaced():
+            nw = self.user_status(A)["workers"][0]
+            return nw["pid"] not in (None, w["pid"]) and nw
+        nw = wait_for(replaced)
+        self.assertTrue(nw, self.host.read_log()[-3000:])
+        self.assertEqual(nw["init_pid"], w["init_pid"])
+        sock = os.path.join(self.host.socket_dir, A + ".sock")
+        status, text = http_get(sock)
+        self.assertEqual(status, 200)
+
+    def test_reload_app_not_yet(self):
+        rc, out, err = self.ctl("reload", A + "/hello")
+        self.assertEqual(rc, 1)
+        self.assertIn("not possible from lodged yet", err)
+        self.assertIn("restart.txt", err)
+        body = self.ctl_json("reload", A + "/hello", expect=1)
+        self.assertEqual(body["error"]["kind"], "notyet")
+
+    def test_restart_while_stopped_is_refused(self):
+        self.ctl_json("stop", B)
+        try:
+            rc, out, err = self.ctl("restart", B)
+            self.assertEqual(rc, 1)
+            self.assertIn("lodgectl start %s" % B, err)
+        finally:
+            self.ctl_json("start", B)
+
+    # -- logs ----------------------------------------------------------------
+
+    def test_logs(self):
+        self.ensure_running(A)
+        self.assertTrue(wait_for(lambda: "ready:" in self.ctl("logs", A)[1]))
+        rc, out, err = self.ctl("logs", A + "/hello")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("hello app imported", out)
+        rc, out, err = self.ctl("logs", "-n", "1", A)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.count("\n"), 1, out)
+        body = self.ctl_json("logs", A + "/hello")
+        self.assertEqual(body["user"], A)
+        self.assertEqual(body["app"], "hello")
+        self.assertEqual(body["file"], os.path.join(self.log_dir(A),
+                                                    "hello.log"))
+        self.assertTrue(any("hello app imported" in l
+                            for l in body["lines"]))
+        body = self.ctl_json("logs", A + "/nosuchapp", expect=5)
+        self.assertEqual(body["error"]["kind"], "nofile")
+
+    def test_logs_tail_is_bounded(self):
+        d = self.log_dir(B)
+        pw = pwd.getpwnam(B)
+        path = os.path.join(d, "big.log")
+        with open(path, "w") as f:
+            for i in range(20000):
+                f.write("line %06d %s\n" % (i, "x" * 40))
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+        try:
+            body = self.ctl_json("logs", "-n", "10000", B + "/big")
+            self.assertTrue(body["truncated"])
+            lines = body["lines"]
+            # The last 64 KiB, whole lines only, ending with the last.
+            self.assertEqual(lines[-1], "line 019999 " + "x" * 40)
+            self.assertLessEqual(sum(len(l) + 1 for l in lines), 65536)
+            self.assertRegex(lines[0], r"^line \d{6} x{40}$")
+            body = self.ctl_json("logs", "-n", "3", B + "/big")
+            self.assertEqual([l[:11] for l in body["lines"]],
+                             ["line 019997", "line 019998", "line 019999"])
+        finally:
+            os.unlink(path)
+
+    def test_logs_are_read_as_the_user(self):
+        d = self.log_dir(A)
+        with open("/etc/shadow") as f:
+            self.assertIn("root:", f.read())  # root could read it
+        links = {
+            "leak": "/etc/shadow",
+        }
+        for name, target in links.items():
+            os.symlink(target, os.path.join(d, name + ".log"))
+        secret = os.path.join(d, "secret.log")
+        with open(secret, "w") as f:
+            f.write("root's own secret\n")
+        os.chmod(secret, 0o600)
+        fifo = os.path.join(d, "fifo.log")
+        os.mkfifo(fifo)
+        try:
+            for app in ("leak", "secret"):
+                rc, out, err = self.ctl("logs", "%s/%s" % (A, app))
+                self.assertEqual(rc, 1, out + err)
+                self.assertIn("Permission denied", err)
+                self.assertNotIn("root:", out + err)
+                self.assertNotIn("secret", out)
+                body = self.ctl_json("logs", "%s/%s" % (A, app), expect=1)
+                self.assertNotIn("lines", body)
+            # A FIFO neither blocks the reader nor lodged.
+            rc, out, err = self.ctl("logs", A + "/fifo")
+            self.assertEqual(rc, 1)
+            self.assertIn("not a regular file", err)
+            self.assertEqual(self.ctl("status")[0], 0)
+        finally:
+            for name in list(links) + ["secret", "fifo"]:
+                os.unlink(os.path.join(d, name + ".log"))
+
+    # -- the configuration ----------------------------------------------------
+
+    def test_check_config(self):
+        body = self.ctl_json("check-config")
+        self.assertTrue(body["ok"])
+        self.assertEqual(body["errors"], [])
+        self.assertEqual([u["name"] for u in body["users"]], [A, B])
+        rc, out, err = self.ctl("check-config")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("%s: hosts %s (uid " % (self.host.conf, A), out)
+        self.assertIn("is valid", out)
+
+    def test_reload_config(self):
+        body = self.ctl_json("reload-config")
+        self.assertTrue(body["loaded"])
+        self.assertEqual(body["users_hosted"], 2)
+        self.assertIn("loaded; 2 user(s) hosted", body["message"])
+
+    def test_reload_config_broken(self):
+        self.host.write_config(self.good_conf + "threads = lots\n")
+        try:
+            rc, out, err = self.ctl("check-config")
+            self.assertEqual(rc, 1)
+            self.assertIn("threads", out)
+            self.assertIn("fix them", err)
+            rc, out, err = self.ctl("reload-config")
+            self.assertEqual(rc, 1)
+            self.assertRegex(out, r"lodge\.conf:\d+: threads: ")
+            self.assertIn("was not loaded; the previous configuration "
+                          "stays in force", err)
+            body = self.ctl_json("reload-config", expect=1)
+            self.assertFalse(body["loaded"])
+            self.assertEqual(body["error"]["kind"], "failed")
+            self.assertTrue(any("threads" in e for e in body["errors"]))
+            # The old one is in force: both users still hosted.
+            self.assertEqual(self.ctl_json("status")["lodged"]
+                             ["users_hosted"], 2)
+        finally:
+            self.host.write_config(self.good_conf)
+        self.assertTrue(self.ctl_json("reload-config")["loaded"])
+
+    def test_reload_config_drops_a_user(self):
+        self.host.write_config(self.host.config(self.extra, users=[A]))
+        try:
+            body = self.ctl_json("reload-config")
+            self.assertEqual(body["users_hosted"], 1)
+            self.ctl_json("status", B, expect=5)
+        finally:
+            self.host.write_config(self.good_conf)
+            self.ctl_json("reload-config")
+        self.assertEqual(self.user_status(B)["name"], B)
+
+    # -- metrics --------------------------------------------------------------
+
+    def test_metrics(self):
+        self.ensure_running(A)
+        rc, out, err = self.ctl("metrics")
+        self.assertEqual(rc, 0, err)
+        types, samples = parse_prometheus(out)
+        self.assertEqual(types["lodge_workers"], "gauge")
+        self.assertEqual(types["lodge_worker_starts_total"], "counter")
+        self.assertEqual(types["lodge_worker_spawn_seconds"], "histogram")
+        for name, labels, value in samples:
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            self.assertTrue(name in types or family in types, name)
+        by = {(n, tuple(sorted(l.items()))): v for n, l, v in samples}
+        self.assertEqual(by[("lodge_users_hosted", ())], 2)
+        self.assertGreaterEqual(by[("lodge_workers", (("user", A),))], 1)
+        self.assertIn(("lodge_workers", (("user", B),)), by)
+        self.assertGreater(by[("lodge_worker_rss_bytes", (("user", A),))], 0)
+        # The histogram: cumulative buckets ending in +Inf = count.
+        buckets = [(l["le"], v) for n, l, v in samples
+                   if n == "lodge_worker_spawn_seconds_bucket"]
+        self.assertEqual(buckets[-1][0], "+Inf")
+        values = [v for _, v in buckets]
+        self.assertEqual(values, sorted(values))
+        count = by[("lodge_worker_spawn_seconds_count", ())]
+        self.assertEqual(values[-1], count)
+        self.assertGreaterEqual(count, 1)
+        self.assertGreater(by[("lodge_worker_spawn_seconds_sum", ())], 0)
+        body = self.ctl_json("metrics")
+        self.assertEqual(body["format"], "lodge metrics 1")
+
+    # -- who may ask ------------------------------------------------------------
+
+    def test_socket_permissions(self):
+        st = os.stat(self.sock)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+        self.assertEqual(st.st_uid, 0)
+        self.assertEqual(st.st_gid, grp.getgrnam(GROUP).gr_gid)
+
+    def test_member_of_control_group(self):
+        rc, out, err = self.ctl("--json", "status", user=MEMBER)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["lodged"]["users_hosted"], 2)
+
+    def test_permission_denied(self):
+        # The socket's mode keeps the outsider out...
+        rc, out, err = self.ctl("status", user=OUTSIDER)
+        self.assertEqual(rc, 4, out + err)
+        self.assertIn("permission denied", err)
+        self.assertIn("control_group", err)
+        # ...and so does lodged, when the mode would not.
+        os.chmod(self.sock, 0o666)
+        try:
+            rc, out, err = self.ctl("status", user=OUTSIDER)
+            self.assertEqual(rc, 4, out + err)
+            self.assertIn("may not use lodged's control socket", err)
+            self.assertIn(GROUP, err)
+            self.assertEqual(out, "")
+            rc, out, err = self.ctl("--json", "stop", A, user=OUTSIDER)
+            self.assertEqual(rc, 4)
+            self.assertEqual(json.loads(out)["error"]["kind"], "denied")
+            self.assertNotEqual(self.user_status(A)["state"], "stopped")
+        finally:
+            os.chmod(self.sock, 0o660)
+        self.assertIn("refused uid %d" % pwd.getpwnam(OUTSIDER).pw_uid,
+                      self.host.read_log())
+
+    # -- the protocol -----------------------------------------------------------
+
+    def raw(self, request):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+            s.settimeout(TIMEOUT)
+            s.connect(self.sock)
+            s.send(request)
+            data = b""
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    return data.decode()
+                data += chunk
+
+    def test_version_mismatch_from_lodgectl(self):
+        reply = self.raw(b"LODGECTL 999 status")
+        head, _, body = reply.partition("\n")
+        self.assertTrue(head.startswith("LODGECTL 1 ERR version "), head)
+        self.assertIn("protocol 999", head)
+        self.assertIn("use the lodgectl installed with this lodged", head)
+        self.assertEqual(json.loads(body)["error"]["kind"], "version")
+
+    def test_garbage_requests(self):
+        for req in (b"GET / HTTP/1.1\r\n\r\n", b"LODGECTL 1",
+                    b"LODGECTL 1 status \x1b", b"LODGECTL 1 frob",
+                    b"LODGECTL 1 status a b", b"x" * 5000):
+            head = self.raw(req).partition("\n")[0]
+            self.assertTrue(head.startswith("LODGECTL 1 ERR usage "),
+                            (req, head))
+        self.assertEqual(self.ctl("status")[0], 0)
+
+    def fake_lodged(self, reply):
+        """A control socket that answers reply to anything; its path."""
+        path = os.path.join(self.host.tmp, "fake.sock")
+        if os.path.exists(path):
+            os.unlink(path)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        srv.bind(path)
+        srv.listen(1)
+
+        def serve():
+            conn, _ = srv.accept()
+            conn.recv(4096)
+            conn.send(reply)
+            conn.close()
+            srv.close()
+        threading.Thread(target=serve, daemon=True).start()
+        return path
+
+    def test_version_mismatch_from_lodged(self):
+        path = self.fake_lodged(b"LODGECTL 2 OK\n{}")
+        rc, out, err = self.ctl("status", socket_path=path)
+        self.assertEqual(rc, 6)
+        self.assertIn("control protocol 2 and this lodgectl speaks 1", err)
+        # A newer lodged refusing an old lodgectl: its sentence is shown.
+        path = self.fake_lodged(b"LODGECTL 2 ERR version lodged speaks 2; "
+                                b"upgrade lodgectl\n")
+        rc, out, err = self.ctl("--json", "status", socket_path=path)
+        self.assertEqual(rc, 6)
+        self.assertIn("lodged speaks 2; upgrade lodgectl", err)
+        self.assertEqual(json.loads(out)["error"]["kind"], "version")
+        # Not lodged at all, or lodged cut short.
+        path = self.fake_lodged(b"HTTP/1.1 200 OK\r\n\r\n")
+        rc, out, err = self.ctl("status", socket_path=path)
+        self.assertEqual(rc, 3)
+        self.assertIn("did not answer like lodged", err)
+        path = self.fake_lodged(b'LODGECTL 1 OK\n{"lodged":{"pid"')
+        rc, out, err = self.ctl("status", socket_path=path)
+        self.assertEqual(rc, 1)
+        self.assertIn("cut short", err)
+
+    def test_unreachable(self):
+        path = os.path.join(self.host.tmp, "nothing-here.sock")
+        rc, out, err = self.ctl("status", socket_path=path)
+        self.assertEqual(rc, 3)
+        self.assertIn("no control socket at %s" % path, err)
+        rc, out, err = self.ctl("--json", "status", socket_path=path)
+        self.assertEqual(json.loads(out)["error"]["kind"], "unreachable")
+        # A stream socket is not lodged's.
+        spath = os.path.join(self.host.tmp, "stream.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.bind(spath)
+            s.listen(1)
+            rc, out, err = self.ctl("status", socket_path=spath)
+        os.unlink(spath)
+        self.assertEqual(rc, 3)
+        self.assertIn("not lodged's control socket", err)
+
+    def test_usage_errors(self):
+        rc, out, err = self.ctl("frobnicate")
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown command 'frobnicate'", err)
+        rc, out, err = self.ctl("stop")
+        self.assertEqual(rc, 2)
+        self.assertIn("write lodgectl stop USER", err)
+
+    def test_busy(self):
+        # Connections that never send take every place...
+        idle = []
+        try:
+            for _ in range(16):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.connect(self.sock)
+                idle.append(s)
+            self.assertTrue(wait_for(
+                lambda: self.ctl("status")[0] == 1))
+            rc, out, err = self.ctl("status")
+            self.assertIn("try again in a moment", err)
+            # ...until the oldest of them has idled 15 s: then it gives
+            # way to a newcomer.
+            self.assertTrue(wait_for(lambda: self.ctl("status")[0] == 0,
+                                     timeout=40, interval=1))
+            self.assertIn("dropping a lodgectl connection idle for",
+                          self.host.read_log())
+        finally:
+            for s in idle:
+                s.close()
+        # ...and when they go, lodged answers again.
+        self.assertTrue(wait_for(lambda: self.ctl("status")[0] == 0))
+
+    def test_every_command_has_json(self):
+        for args in (("status",), ("status", A), ("metrics",),
+                     ("check-config",), ("version",), ("logs", A)):
+            self.ensure_running(A)
+            body = self.ctl_json(*args)
+            self.assertIsInstance(body, dict)
+        self.assertEqual(self.ctl_json("version")["protocol"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

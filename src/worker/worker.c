@@ -204,9 +204,8 @@ void drain_claim_idle(void)
 }
 
 /* Shuts down idle connections past their timeout; the loop then sees
- * them readable, reads EOF and closes them.  With all set, every idle
- * connection goes (graceful stop). */
-static void sweep(bool all)
+ * them readable, reads EOF and closes them. */
+static void sweep(void)
 {
 	int64_t now = util_now_ms();
 	struct conn *c;
@@ -224,7 +223,7 @@ static void sweep(bool all)
 		if (c->buf_len > 0 && !c->head_started &&
 		    now - c->idle_since <= limit)
 			continue;
-		if (all || now - c->idle_since > limit)
+		if (now - c->idle_since > limit)
 			shutdown(c->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&wctx.conns_lock);
@@ -483,11 +482,11 @@ static void serve_conn(struct wthread *t, struct conn *c)
 			atomic_fetch_sub(&wctx.busy, 1);
 			if (atomic_load(&wctx.is_draining))
 				wsgi_gil_drop(t); /* the hand-over may wait */
-			if (atomic_load(&wctx.stopping) && !c->head_started &&
-			    wctx.app_process == NULL) {
-				conn_close(c);
-				return;
-			}
+			/* Stopping, an idle keep-alive connection stays
+			 * until its idle timeout: the front end may send its
+			 * next request on it at any moment, and gets that
+			 * one answered (with Connection: close) rather than
+			 * a reset. */
 			conn_release(c);
 			return;
 		case CONN_READ_CLOSED:
@@ -587,7 +586,7 @@ static void *serve_thread(void *arg)
 
 		if (now - last >= WORKER_SWEEP_MS &&
 		    atomic_compare_exchange_strong(&wctx.last_sweep, &last, now))
-			sweep(atomic_load(&wctx.stopping));
+			sweep();
 		if (n <= 0)
 			continue;
 		switch (*(enum ev_kind *)ev.data.ptr) {
@@ -691,10 +690,19 @@ void worker_drain_and_exit(void)
 	    atomic_load(&wctx.busy));
 	/* Process-mode apps finish their requests too, then leave. */
 	procmode_drain_all();
+	/*
+	 * Idle keep-alive connections are not cut: a front end that pools
+	 * connections may be sending its next request right now, and a
+	 * reset would be a 502 for it.  Each stays until its idle timeout
+	 * (CONN_IDLE_TIMEOUT_MS after its last response), and a request that
+	 * arrives meanwhile is served with Connection: close.  A front end
+	 * whose pool drops connections idle for less than that (Apache's
+	 * ttl=10, docs/apache.md) never sends on a connection we close.
+	 */
 	for (;;) {
 		int nconns;
 
-		sweep(true);
+		sweep();
 		pthread_mutex_lock(&wctx.conns_lock);
 		nconns = wctx.nconns;
 		pthread_mutex_unlock(&wctx.conns_lock);

@@ -1254,6 +1254,24 @@ class TestShutdown(unittest.TestCase):
         self.assertEqual(rc, 0, "exit: %s; stderr:\n%s" % (w.describe_exit(),
                                                           w.stderr_text()[-2000:]))
 
+    def test_sigterm_keeps_idle_keepalive_connection_usable(self):
+        # A front end that pools connections may send its next request on
+        # an idle keep-alive connection just as the worker is told to
+        # stop: that request is answered (Connection: close), not reset.
+        w = self.start_worker()
+        idle = w.conn()
+        self.addCleanup(idle.close)
+        self.assertEqual(idle.request("GET", "/fast").status, 200)
+        w.signal(signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: not self.served(w), 15),
+                        "still serving new connections after SIGTERM")
+        time.sleep(1.0)
+        r = idle.request("GET", "/fast")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.has_token("Connection", "close"), r)
+        idle.wait_closed()
+        self.assertEqual(w.proc.wait(30), 0, w.stderr_text()[-2000:])
+
     def test_sigterm_when_idle_exits_zero(self):
         w = self.start_worker()
         self.assertTrue(self.served(w))

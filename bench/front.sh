@@ -88,9 +88,10 @@
 #   is cleaned up by the next one (state file in TMPDIR).
 #
 # HOW LONG IT TAKES
-#   About 18 measurements per run (10 per run without lodge) x DURATION x
-#   RUNS, plus ~30 s of start-up, warm-up and clean-up: about 10 minutes at
-#   the defaults, about 1.5 minutes with QUICK=1.
+#   18 measurements per run (10 without lodge), each DURATION plus ~3 s of
+#   checks, times RUNS, plus ~1.5 min of start-up, warm-up and clean-up
+#   (users, Flask imports): about 14 minutes at the defaults (15 min
+#   measured on a busy 2-CPU machine), about 3 minutes with QUICK=1.
 
 # shellcheck disable=SC2015,SC2016,SC2046,SC2086,SC2317 # intended: A && B || die,
 # sh -c scripts, word splitting of /proc fields and lists, trap-only functions
@@ -838,7 +839,7 @@ fi
 nrows=$(($(echo $(rows_of hello) $(rows_of flask) | wc -w)))
 nconns=$(echo $CONNS | wc -w)
 say "bench/front.sh: lodge and peers behind Apache (mpm_event ${AP_PROCS}x${AP_THREADS}); DURATION=${DURATION}s RUNS=$RUNS CONNS=\"$CONNS\" THREADS=$THREADS"
-est=$((nrows * nconns * RUNS * (DURATION + 1) + 40 + nrows * WARMUP))
+est=$((nrows * nconns * RUNS * (DURATION + 3) + 90 + nrows * WARMUP))
 say "  about $(((est + 30) / 60)) min in all ($((nrows * nconns * RUNS)) measurements of ${DURATION} s)"
 
 say "starting nginx (the floor), uWSGI and gunicorn..."

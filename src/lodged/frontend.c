@@ -24,7 +24,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <netdb.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "lodged.h"
 #include "log.h"
@@ -35,14 +38,74 @@
 #define FRONTEND_ROUTER_PIDS 16
 #define FRONTEND_TMP_SIZE (1ULL << 20)
 
+/*
+ * Socket activation (lodge.socket): a front that systemd already listens
+ * on is taken from it, matched by address (systemd gives every socket of
+ * a unit the same name, and names cannot hold the ':' of our specs).
+ * systemd owns such a socket file: lodged never replaces nor removes it,
+ * and connections keep queueing in it while lodged restarts.
+ */
+static int frontend_activated(const struct conf_front *f, const bool *used,
+    int nfds)
+{
+	for (int i = 0; i < nfds; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (used[i])
+			continue;
+		if (f->ls.kind == UTIL_LISTEN_UNIX) {
+			if (sd_is_socket_unix(fd, SOCK_STREAM, 1, f->ls.path,
+			        0) > 0)
+				return i;
+			continue;
+		}
+		struct addrinfo hints = {.ai_flags = AI_NUMERICHOST |
+		    AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+		struct addrinfo *ai = NULL;
+		char port[8];
+
+		snprintf(port, sizeof(port), "%d", f->ls.port);
+		if (getaddrinfo(f->ls.host, port, &hints, &ai) != 0)
+			continue;
+		bool is_match = sd_is_socket_sockaddr(fd, SOCK_STREAM,
+		    ai->ai_addr, ai->ai_addrlen, 1) > 0;
+
+		freeaddrinfo(ai);
+		if (is_match)
+			return i;
+	}
+	return -1;
+}
+
 void frontend_open(struct lodged_ctx *ctx)
 {
+	int nfds = sd_listen_fds(1);
+	bool used[CONF_MAX_FRONTS * 2] = {false};
+
+	if (nfds < 0) {
+		log_warn("socket activation: %s; lodged opens the fronts "
+		         "itself",
+		    strerror(-nfds));
+		nfds = 0;
+	}
+	if (nfds > (int)(sizeof(used) / sizeof(used[0]))) {
+		log_warn("socket activation: %d sockets passed, only %zu "
+		         "looked at",
+		    nfds, sizeof(used) / sizeof(used[0]));
+		nfds = (int)(sizeof(used) / sizeof(used[0]));
+	}
 	for (size_t i = 0; i < ctx->conf.nfronts; i++) {
 		const struct conf_front *f = &ctx->conf.fronts[i];
 		struct lodged_front *lf = &ctx->fronts[i];
+		int k = frontend_activated(f, used, nfds);
 
 		lf->path[0] = '\0';
-		if (f->ls.kind == UTIL_LISTEN_UNIX) {
+		if (k >= 0) {
+			used[k] = true;
+			lf->fd = SD_LISTEN_FDS_START + k;
+			util_set_nonblock(lf->fd, true);
+			(void)fcntl(lf->fd, F_SETFD, FD_CLOEXEC);
+		} else if (f->ls.kind == UTIL_LISTEN_UNIX) {
 			lf->fd = lodged_unix_listen(
 			    f->ls.path, ctx->front_gid, "the router");
 			snprintf(lf->path, sizeof(lf->path), "%s", f->ls.path);
@@ -57,8 +120,17 @@ void frontend_open(struct lodged_ctx *ctx)
 			      "or free the address",
 			    f->spec, ctx->config_path);
 		ctx->nfronts++;
-		log_info("front %s: listening%s", f->spec,
+		log_info("front %s: listening%s%s", f->spec,
+		    k >= 0 ? " (from systemd)" : "",
 		    f->is_trusted ? " (X-Forwarded-* trusted)" : "");
+	}
+	for (int i = 0; i < nfds; i++) {
+		if (used[i])
+			continue;
+		log_warn("socket activation: descriptor %d matches no 'front =' "
+		         "listener of %s; closing it",
+		    SD_LISTEN_FDS_START + i, ctx->config_path);
+		close(SD_LISTEN_FDS_START + i);
 	}
 }
 
@@ -359,7 +431,8 @@ static void frontend_start_user(
 		    len, -1);
 		return;
 	}
-	if (supervise_start_for_router(ctx, u) == 0)
+	/* Stopped with lodgectl stop: 502 until lodgectl start. */
+	if (u->is_held || supervise_start_for_router(ctx, u) == 0)
 		frontend_send(ctx, MSG_FAILED, name, len, -1);
 }
 

@@ -337,13 +337,33 @@ class ApacheTest(unittest.TestCase):
         self.assertEqual(set(statuses), {200, 503}, statuses)
 
     def test_router_restarts_on_the_same_socket(self):
+        # A connection that arrives while the router is down waits in the
+        # kernel's backlog of the socket lodged keeps, and the new router
+        # serves it.
         m = re.findall(r"router: started \(pid (\d+)\)", self.host.read_log())
         self.assertTrue(m)
+        pid = int(m[-1])
         mark = len(self.host.read_log())
-        os.kill(int(m[-1]), signal.SIGKILL)
+        os.kill(pid, signal.SIGSTOP)            # accepts nothing from now
+        waiting = socket.socket(socket.AF_UNIX)
+        self.addCleanup(waiting.close)
+        waiting.settimeout(TIMEOUT)
+        waiting.connect(self.http_sock)
+        waiting.sendall(b"GET /backlog HTTP/1.1\r\nHost: x\r\n"
+                        b"X-Lodge-App: " + A.encode() + b"/site\r\n\r\n")
+        os.kill(pid, signal.SIGKILL)
         self.assertTrue(self.host.wait_log(r"router: started \(pid \d+\)",
                                            start=mark),
                         self.host.read_log()[mark:])
+        data = b""
+        while True:
+            chunk = waiting.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:300])
+        self.assertEqual(json.loads(data.split(b"\r\n\r\n", 1)[1])["uid"],
+                         self.uid(A))
         env = self.get_json("a.http.test")
         self.assertEqual(env["uid"], self.uid(A))
 

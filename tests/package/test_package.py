@@ -9,8 +9,10 @@ The smoke test: two test users, lodgepkg-a and lodgepkg-b, each with a
 "hello" app in ~/apps/hello, made members of the group lodge-users the way
 README.Debian tells a provider to; lodged on the installed, unchanged
 /etc/lodge/lodge.conf; requests through the installed front socket
-/run/lodge/http.sock with X-Lodge-App; a reload that adds lodgepkg-b; a
-stop.
+/run/lodge/http.sock with X-Lodge-App (and as www-data, Apache's user;
+not as nobody); a reload of a broken lodge.conf (refused, the old one
+serves on) and one that adds lodgepkg-b; lodgectl status; a stop; then
+the purge, after the Apache snippet was enabled with a2enconf.
 
 - Where systemd is PID 1, the package's own postinst has started
   lodge.socket and lodge.service, and the test drives them with systemctl.
@@ -32,6 +34,7 @@ already installed is purged first.
 """
 
 import grp
+import json
 import os
 import pwd
 import re
@@ -256,7 +259,7 @@ class ForegroundLodged:
 
 class TestPackage(unittest.TestCase):
     """One package's life on this machine; the steps run in name order
-    (test_1_... to test_5_...), each on what the one before left."""
+    (test_1_... to test_6_...), each on what the one before left."""
 
     workdir = "/run/lodgepkg-test"
     lodged = None  # a ForegroundLodged, without systemd
@@ -480,7 +483,7 @@ class TestPackage(unittest.TestCase):
         r = run("/usr/sbin/lodged", "--check-config", path, check=False)
         self.assertEqual(r.returncode, 0, r.stdout)
 
-    # ---- 2-4: the smoke test ----
+    # ---- 2-5: the smoke test ----
 
     def test_2_start_and_serve(self):
         cls = type(self)
@@ -579,7 +582,19 @@ class TestPackage(unittest.TestCase):
                               procs.values())
             type(self).children = procs
 
-    def test_4_stop(self):
+    def test_4_lodgectl(self):
+        # The installed lodgectl, through the installed control socket.
+        if "/usr/sbin/lodgectl" not in self.installed:
+            self.skipTest("this package has no lodgectl")
+        r = run("/usr/sbin/lodgectl", "status", check=False)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        for user in USERS:
+            self.assertIn(user, r.stdout)
+        r = run("/usr/sbin/lodgectl", "--json", "status", check=False)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIsInstance(json.loads(r.stdout), dict)
+
+    def test_5_stop(self):
         if self.is_systemd:
             run("systemctl", "stop", "lodge.service", "lodge.socket")
             self.assertNotEqual(run("systemctl", "is-active",
@@ -597,9 +612,9 @@ class TestPackage(unittest.TestCase):
             self.assertEqual(alive, [], "outlived lodged")
         self.assertFalse(os.path.exists(FRONT))
 
-    # ---- 5: purge ----
+    # ---- 6: purge ----
 
-    def test_5_purge(self):
+    def test_6_purge(self):
         if self.lodged is not None:
             self.lodged.stop()
         for name in USERS:

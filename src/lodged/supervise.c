@@ -300,35 +300,66 @@ fail:
 	return -1;
 }
 
+/* Workers that run and are not draining: the ones that take work. */
+static unsigned supervise_nactive(const struct lodged_user *u)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
+		n += u->slots[i].pid != 0 && !u->slots[i].is_stopping;
+	return n;
+}
+
+static unsigned supervise_npending(const struct lodged_user *u)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
+		n += u->slots[i].pid == 0 && u->slots[i].restart_at_ms != 0;
+	return n;
+}
+
 void supervise_start(struct lodged_ctx *ctx, struct lodged_user *u)
 {
 	int64_t now = util_now_ms();
+	unsigned want;
 
 	/* The workers accept from now on; lodged looks at the socket again
-	 * when the last of them has exited. */
+	 * when none of them takes work any more. */
 	lodged_watch(ctx, u, false);
 	if (u->is_held)
 		return; /* lodgectl stop: none until lodgectl start */
-	for (unsigned i = 0; i < u->cu.limits.processes; i++)
+	/*
+	 * Up to `processes` workers that take work, in any free slot: the
+	 * ones still draining after a settings change (their idle keep-alive
+	 * connections may keep them for a while) hold slots of their own, so
+	 * the new ones start beside them at once.
+	 */
+	want = u->cu.limits.processes;
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++) {
+		if (supervise_nactive(u) + supervise_npending(u) >= want)
+			break;
 		if (u->slots[i].pid == 0 && u->slots[i].restart_at_ms == 0)
 			(void)supervise_spawn(ctx, u, &u->slots[i], now);
+	}
 }
 
 unsigned supervise_start_for_router(
     struct lodged_ctx *ctx, struct lodged_user *u)
 {
 	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
-		if (u->slots[i].pid != 0 && u->slots[i].router_end >= 0)
+		if (u->slots[i].pid != 0 && !u->slots[i].is_stopping &&
+		    u->slots[i].router_end >= 0)
 			frontend_worker_up(ctx, u, &u->slots[i]);
 	/* A worker that crashed once (killed by the OOM killer, say) is
 	 * started again at once when requests wait for it: the backoff is
 	 * for crash loops. */
 	if (u->crashes <= 1)
-		for (unsigned i = 0; i < u->cu.limits.processes; i++)
+		for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++)
 			u->slots[i].restart_at_ms = 0;
-	if (u->nrunning < u->cu.limits.processes)
+	if (supervise_nactive(u) < u->cu.limits.processes)
 		supervise_start(ctx, u);
-	return u->nrunning;
+	return supervise_nactive(u);
 }
 
 void supervise_bad_peer(struct lodged_ctx *ctx, uint32_t id)
@@ -424,19 +455,20 @@ void supervise_reaped(struct lodged_ctx *ctx, pid_t pid, int status)
 		supervise_crashed(ctx, u, s, now);
 	}
 
-	if (u->nrunning > 0 || ctx->is_stopping)
+	if (ctx->is_stopping)
 		return;
 	if (u->is_removed) {
-		supervise_forget(ctx, u);
+		if (u->nrunning == 0)
+			supervise_forget(ctx, u);
 		return;
 	}
-	if (u->is_restarting) {
+	if (u->is_restarting && u->nrunning == 0) {
 		/* lodgectl restart: the old workers have drained. */
 		u->is_restarting = false;
 		supervise_start(ctx, u);
 		return;
 	}
-	if (!supervise_has_pending(u))
+	if (supervise_nactive(u) == 0 && !supervise_has_pending(u))
 		lodged_watch(ctx, u, true);
 }
 
@@ -454,7 +486,8 @@ int supervise_timers(struct lodged_ctx *ctx, int64_t now)
 
 			if (s->restart_at_ms == 0)
 				continue;
-			if (j >= u->cu.limits.processes || u->is_removed) {
+			if (u->is_removed || supervise_nactive(u) >=
+			    u->cu.limits.processes) {
 				s->restart_at_ms = 0; /* no longer wanted */
 				continue;
 			}
@@ -466,8 +499,9 @@ int supervise_timers(struct lodged_ctx *ctx, int64_t now)
 			    (next < 0 || s->restart_at_ms - now < next))
 				next = s->restart_at_ms - now;
 		}
-		/* Nothing runs and nothing is due: wait for a connection. */
-		if (u->nrunning == 0 && !u->is_removed &&
+		/* Nothing takes work and nothing is due: wait for a
+		 * connection. */
+		if (supervise_nactive(u) == 0 && !u->is_removed &&
 		    !supervise_has_pending(u) && !u->is_watched)
 			lodged_watch(ctx, u, true);
 	}
@@ -491,6 +525,10 @@ void supervise_signal_user(
 			    (int)s->pid, strerror(errno));
 	}
 	u->crashes = 0;
+	/* The next connection starts new workers beside the draining ones
+	 * (not for a removed, held or stopping user: lodged_watch knows). */
+	if (!ctx->is_stopping && !u->is_removed)
+		lodged_watch(ctx, u, true);
 }
 
 void supervise_free_user(struct lodged_user *u)

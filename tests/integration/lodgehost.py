@@ -111,6 +111,7 @@ class LodgeHost:
             "[lodge]\n"
             "users = %s\n"
             "socket_dir = %s\n"
+            "%s"
             "worker = %s\n"
             "policy = %s\n"
             "router = %s\n"
@@ -118,7 +119,11 @@ class LodgeHost:
             "threads = 4\n"
             "%s%s\n%s"
             % (" ".join(users if users is not None else self.users),
-               self.socket_dir, self.bin["lodge-worker"],
+               self.socket_dir,
+               "" if "control_socket" in extra else
+               "control_socket = %s\n" % os.path.join(self.tmp,
+                                                       "control.sock"),
+               self.bin["lodge-worker"],
                os.path.join(policy_dir, "default.policy"),
                self.bin.get("lodge-router", "/usr/sbin/lodge-router"),
                os.path.join(policy_dir, "router.policy"),

@@ -413,6 +413,47 @@ class LodgedTest(unittest.TestCase):
                 f.write(self.good_conf)
             self.proc.send_signal(signal.SIGHUP)
 
+    def test_10b_settings_change_with_pooled_connection(self):
+        # A front end holds an idle keep-alive connection to alice's
+        # socket (Apache's connection pool) when her settings change: a
+        # new connection is served at once by a new worker, beside the
+        # old one that keeps the idle connection, and a request sent on
+        # the pooled connection is still answered, never reset.
+        self.assert_serves_as(USER_A)
+        pooled = socket.socket(socket.AF_UNIX)
+        self.addCleanup(pooled.close)
+        pooled.settimeout(TIMEOUT)
+        pooled.connect(self.sock(USER_A))
+        get = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+        pooled.sendall(get)
+        self.assertIn(b" 200 ", pooled.recv(65536).split(b"\r\n")[0] + b" ")
+        mark = len(self.read_log())
+        try:
+            with open(self.conf, "w") as f:
+                f.write(self.good_conf.replace("threads = 2", "threads = 3"))
+            self.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "settings changed; replacing"
+                                     in self.read_log()[mark:]))
+            t0 = time.monotonic()
+            self.assert_serves_as(USER_A)
+            self.assertLess(time.monotonic() - t0, 5.0,
+                            "a new connection waited for the old worker")
+            time.sleep(1.0)
+            pooled.sendall(get)
+            data = b""
+            while True:
+                chunk = pooled.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+            self.assertIn(b"connection: close", data.lower())
+        finally:
+            with open(self.conf, "w") as f:
+                f.write(self.good_conf)
+            self.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: self.read_log()[mark:].count("loaded;") >= 2)
+
     def test_11_path_not_a_socket(self):
         # A regular file where a new user's socket would go is left alone
         # and reported; that user gets no socket, the others keep theirs.

@@ -18,6 +18,7 @@
 #include "control_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -382,6 +383,11 @@ static void control_refuse_busy(int fd)
 	struct json_out j = {0};
 	size_t hlen;
 
+	/* lodgectl sends its request right after connecting: wait a moment
+	 * for it (only when 16 commands are already being served). */
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	(void)poll(&pfd, 1, 200);
 	(void)recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 	hlen = ctlproto_head_format(
 	    head, sizeof(head), CTLPROTO_VERSION, CTLPROTO_ERR_BUSY, msg);

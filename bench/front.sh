@@ -343,6 +343,7 @@ cleanup() {
 	local n rc=$?
 	trap - EXIT INT TERM HUP
 	trap '' INT TERM HUP # a second Ctrl-C must not leave users behind
+	[ -n "${HOLD_SLEEP:-}" ] && kill "$HOLD_SLEEP" 2>/dev/null
 	# Apache first (the load's path), then lodged (it stops its router and
 	# workers, up to 30 s), then the peers.
 	stop_named apache
@@ -879,8 +880,9 @@ if [ "${HOLD:-0}" = 1 ]; then
 	# (wait, not a foreground sleep: bash runs the signal traps only
 	# between commands, and wait returns at once on a signal)
 	while :; do
-		sleep 3600 &
-		wait $!
+		sleep 3600 9>&- &
+		HOLD_SLEEP=$!
+		wait "$HOLD_SLEEP"
 	done
 fi
 

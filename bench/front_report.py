@@ -108,7 +108,7 @@ def main(argv):
                     verdicts.append((name, f"n/a ({why})", None))
                     return
                 r = ratio(a, b)
-                verdicts.append((name, f"{m[a]:.0f} vs {m[b]:.0f} = {r:.2f}x", r >= factor))
+                verdicts.append((name, f"{m[a]:.0f} vs {m[b]:.0f} = {r:.3f}x", r >= factor))
 
             print("  ratios (req/s):")
             pairs = [("lodge-http", "modwsgi"), ("lodge-uwsgi", "modwsgi"),

@@ -6,6 +6,8 @@
  * msg_decode; a FRONT it accepts goes on to msg_front_decode.  The rest
  * of the input is also read as a FRONT payload directly and as a user
  * name, so the fuzzer reaches those checks without building a header.
+ * A STATS it accepts goes on to msg_stats_decode, whose accepted apps
+ * must obey the strings' rules.
  *
  * Properties, besides the sanitizers' checks:
  *   - a decoded message's payload is the datagram's, and each type's
@@ -80,6 +82,34 @@ static void check_front(const struct msg *m)
 	free(out);
 }
 
+static void check_stats(const struct msg *m)
+{
+	static struct msg_stats_app apps[MSG_STATS_MAX_APPS];
+	struct msg_stats st;
+	const char *errstr = NULL;
+	uint64_t sum = 0;
+
+	if (msg_stats_decode(m, &st, apps, &errstr) < 0) {
+		CHECK(errstr != NULL);
+		return;
+	}
+	CHECK(st.napps <= MSG_STATS_MAX_APPS);
+	CHECK(m->len == sizeof(st) + st.napps * sizeof(apps[0]));
+	for (int i = 0; i < MSG_STATS_NBUCKETS; i++)
+		sum += st.buckets[i];
+	CHECK(sum == st.served);
+	for (uint32_t i = 0; i < st.napps; i++) {
+		size_t nl = strnlen(apps[i].name, sizeof(apps[i].name));
+		size_t rl = strnlen(apps[i].reason, sizeof(apps[i].reason));
+
+		CHECK(nl < sizeof(apps[i].name) && rl < sizeof(apps[i].reason));
+		CHECK(msg_app_check((const uint8_t *)apps[i].name, nl) == 0);
+		for (size_t k = 0; k < rl; k++)
+			CHECK(apps[i].reason[k] >= 0x20 &&
+			      apps[i].reason[k] <= 0x7e);
+	}
+}
+
 static void check_decoded(
     const uint8_t *buf, size_t n, int has_fd, const struct msg *m)
 {
@@ -113,6 +143,13 @@ static void check_decoded(
 	case MSG_NOUSER:
 	case MSG_FAILED:
 		CHECK(!has_fd && msg_user_check(m->payload, m->len) == 0);
+		break;
+	case MSG_STATS:
+		CHECK(!has_fd && m->len >= sizeof(struct msg_stats));
+		check_stats(m);
+		break;
+	case MSG_RELOAD_APP:
+		CHECK(!has_fd && msg_app_check(m->payload, m->len) == 0);
 		break;
 	case MSG_WORKER:
 		CHECK(has_fd && m->len > sizeof(struct msg_worker));

@@ -21,6 +21,7 @@ import sys
 # proto.h, in enum order.
 (MSG_HELLO, MSG_READY, MSG_CONN, MSG_DRAIN, MSG_RELOAD, MSG_FRONT, MSG_DONE,
  MSG_START, MSG_WORKER, MSG_NOUSER, MSG_FAILED, MSG_BADPEER) = range(1, 13)
+MSG_STATS, MSG_RELOAD_APP = 13, 14
 LODGE_PROTO_VERSION = 2
 
 
@@ -153,6 +154,19 @@ def front_payload(id_, flags, strs, data):
     return rec + b"".join(strs) + data
 
 
+def stats_payload(apps):
+    """A MSG_STATS payload (proto.h's struct msg_stats and
+    struct msg_stats_app) for apps: [(name, reason)]."""
+    buckets = [5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    rec = struct.pack("=IIII Q 5Q 13Q Q", 4242, len(apps), 1, 0,
+                      sum(buckets), 0, sum(buckets) - 2, 0, 1, 1, *buckets,
+                      123456)
+    for i, (name, reason) in enumerate(apps):
+        rec += struct.pack("=72s BBBB I q II Q 200s", name, i % 2, 0, 1, 0,
+                           i + 1, 1795600000000 + i, i, 1, 10 * i, reason)
+    return rec
+
+
 def msg_seeds():
     head = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     strs = [b"blog", b"192.0.2.7", b"53412", b"blog.example.com", b"443",
@@ -175,6 +189,11 @@ def msg_seeds():
         "nouser": msg(MSG_NOUSER, b"nobody_"),
         "failed": msg(MSG_FAILED, b"carol"),
         "badpeer": msg(MSG_BADPEER, struct.pack("=I", 3)),
+        "stats": msg(MSG_STATS, stats_payload(
+            [(b"blog", b""), (b"shop", b"SyntaxError: invalid syntax "
+                                       b"(views.py, line 3)")])),
+        "stats-no-apps": msg(MSG_STATS, stats_payload([])),
+        "reload-app": msg(MSG_RELOAD_APP, b"blog"),
     }
 
 

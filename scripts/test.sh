@@ -14,8 +14,11 @@ echo "== build (RelWithDebInfo, -Wall -Wextra -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 
+# Two at a time: the integration suites mostly wait (reloads settling,
+# workers starting); the ones that need the machine alone (real users,
+# /run/lodge, the package) are RUN_SERIAL.
 echo "== unit and integration tests"
-(cd build && ctest --output-on-failure --timeout 900)
+(cd build && ctest -j2 --output-on-failure --timeout 900)
 
 echo "== build with ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLODGE_SANITIZE=ON >/dev/null
@@ -33,11 +36,11 @@ echo "== unit tests under ASan + UBSan"
 echo "== integration tests with the ASan + UBSan lodge-worker"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	ctest --output-on-failure -L integration --timeout 900)
+	ctest -j2 --output-on-failure -L integration --timeout 900)
 
 # The untrusted-input parsers (request heads, uwsgi packets, channel
-# messages) under libFuzzer, 20 s each; scripts/fuzz.sh 3600 is the long run.
+# messages) under libFuzzer, 15 s each; scripts/fuzz.sh 3600 is the long run.
 echo "== fuzzing"
-./scripts/fuzz.sh 20
+./scripts/fuzz.sh 15
 
 echo "== all tests passed"

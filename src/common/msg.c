@@ -28,6 +28,21 @@ int msg_user_check(const uint8_t *name, size_t len)
 	return 0;
 }
 
+int msg_app_check(const uint8_t *name, size_t len)
+{
+	if (len == 0 || len > MSG_MAX_APP || name[0] == '.' || name[0] == '-')
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		        (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+		        ch == '-'))
+			return -1;
+	}
+	return 0;
+}
+
 int msg_decode(const void *buf, size_t n, int has_fd, struct msg *m,
     const char **errstr_r)
 {
@@ -100,6 +115,31 @@ int msg_decode(const void *buf, size_t n, int has_fd, struct msg *m,
 		    sizeof(struct msg_worker), h.len - sizeof(struct msg_worker)) <
 		    0) {
 			*errstr_r = "malformed WORKER";
+			return -1;
+		}
+		break;
+	case MSG_STATS: {
+		struct msg_stats st;
+
+		/* The app records are checked by msg_stats_decode; here the
+		 * size, which the count of apps fixes exactly. */
+		if (has_fd || h.len < sizeof(st)) {
+			*errstr_r = "malformed STATS";
+			return -1;
+		}
+		memcpy(&st, (const uint8_t *)buf + sizeof(h), sizeof(st));
+		if (st.napps > MSG_STATS_MAX_APPS ||
+		    h.len != sizeof(st) +
+		        (size_t)st.napps * sizeof(struct msg_stats_app)) {
+			*errstr_r = "STATS whose size does not match its apps";
+			return -1;
+		}
+		break;
+	}
+	case MSG_RELOAD_APP:
+		if (has_fd || msg_app_check((const uint8_t *)buf + sizeof(h),
+		    h.len) < 0) {
+			*errstr_r = "malformed app name";
 			return -1;
 		}
 		break;
@@ -308,4 +348,81 @@ size_t msg_front_encode(uint8_t *out, size_t size, uint32_t id,
 	memcpy(out, &f, sizeof(f));
 	memcpy(out + off, bytes, nbytes);
 	return off + nbytes;
+}
+
+/* A string field of the stats: NUL inside, zero after it, printable
+ * before it.  The length, or -1. */
+static int stats_str_ok(const char *field, size_t size)
+{
+	const char *nul = memchr(field, '\0', size);
+	size_t len;
+
+	if (nul == NULL)
+		return -1;
+	len = (size_t)(nul - field);
+	for (size_t i = 0; i < len; i++)
+		if (field[i] < 0x20 || field[i] > 0x7e)
+			return -1;
+	for (size_t i = len; i < size; i++)
+		if (field[i] != '\0')
+			return -1;
+	return (int)len;
+}
+
+int msg_stats_decode(const struct msg *m, struct msg_stats *st,
+    struct msg_stats_app *apps, const char **errstr_r)
+{
+	uint64_t sum = 0;
+
+	if (m->type != MSG_STATS || m->len < sizeof(*st)) {
+		*errstr_r = "STATS shorter than its record";
+		return -1;
+	}
+	memcpy(st, m->payload, sizeof(*st));
+	if (st->napps > MSG_STATS_MAX_APPS ||
+	    m->len != sizeof(*st) + (size_t)st->napps * sizeof(*apps)) {
+		*errstr_r = "STATS whose size does not match its apps";
+		return -1;
+	}
+	if (st->pad != 0) {
+		*errstr_r = "STATS with a nonzero pad";
+		return -1;
+	}
+	/* Overflow would need 2^64 requests: a sum that wraps is garbage. */
+	for (int i = 0; i < MSG_STATS_NBUCKETS; i++) {
+		if (sum + st->buckets[i] < sum) {
+			*errstr_r = "STATS whose buckets overflow";
+			return -1;
+		}
+		sum += st->buckets[i];
+	}
+	if (sum != st->served) {
+		*errstr_r = "STATS whose served is not the sum of its buckets";
+		return -1;
+	}
+	for (uint32_t i = 0; i < st->napps; i++) {
+		struct msg_stats_app a;
+		int len;
+
+		memcpy(&a, m->payload + sizeof(*st) + i * sizeof(a), sizeof(a));
+		len = stats_str_ok(a.name, sizeof(a.name));
+		if (len < 0 || msg_app_check((const uint8_t *)a.name,
+		    (size_t)len) < 0) {
+			*errstr_r = "STATS with a bad app name";
+			return -1;
+		}
+		if (stats_str_ok(a.reason, sizeof(a.reason)) < 0) {
+			*errstr_r = "STATS with a bad reason";
+			return -1;
+		}
+		if (a.mode > MSG_STATS_MODE_PROCESS ||
+		    a.state > MSG_STATS_APP_BROKEN || a.is_last_ok > 1 ||
+		    a.pad != 0 || a.last_reload_ms < 0) {
+			*errstr_r = "STATS with a bad app record";
+			return -1;
+		}
+		if (apps != NULL)
+			apps[i] = a;
+	}
+	return 0;
 }

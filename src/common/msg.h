@@ -32,6 +32,23 @@ int msg_decode(const void *buf, size_t n, int has_fd, struct msg *m,
  * FAILED (proto.h), else -1.  Pure. */
 int msg_user_check(const uint8_t *name, size_t len);
 
+/* 0 if name[0..len) is a valid app name for RELOAD_APP (MSG_MAX_APP in
+ * proto.h), else -1.  Pure. */
+int msg_app_check(const uint8_t *name, size_t len);
+
+/*
+ * Pure: checks the payload of a MSG_STATS (m from msg_decode or
+ * msg_recv: its size is already exact) against the rules of proto.h:
+ * zero padding, served equal to the sum of the buckets, modes and states
+ * known, every string NUL-terminated inside its field, zero after the
+ * NUL and printable before it, each app's name a valid app name.  Copies
+ * the record to st and the st->napps app records to apps (room for
+ * MSG_STATS_MAX_APPS; apps may be NULL when the caller wants only st).
+ * 0, or -1 with *errstr_r set (the worker sent garbage).
+ */
+int msg_stats_decode(const struct msg *m, struct msg_stats *st,
+    struct msg_stats_app *apps, const char **errstr_r);
+
 /* A decoded MSG_FRONT: the strings copied and NUL-terminated; bytes
  * points into the message. */
 struct msg_front_view {

@@ -18,6 +18,13 @@
  *                     worker's DRAIN)
  *                     worker → router: HELLO, DONE, DRAIN (I am leaving:
  *                     send nothing more)
+ *   lodged ⇄ worker   one per worker process, made by lodged at the
+ *                     worker's birth (--lodged-fd; a successor inherits
+ *                     it and the old process stops using it):
+ *                     worker → lodged: STATS (counters and apps, at most
+ *                     once a second, and right after a reload)
+ *                     lodged → worker: RELOAD_APP (lodgectl reload
+ *                     USER/APP)
  *
  * Bump LODGE_PROTO_VERSION on any change here.
  */
@@ -49,6 +56,10 @@ enum msg_type {
 	                  be started now (crash backoff, spawn failure) */
 	MSG_BADPEER,   /* router → lodged: struct msg_badpeer: that worker
 	                  sent garbage and was cut off */
+	MSG_STATS,     /* worker → lodged: struct msg_stats, then napps
+	                  struct msg_stats_app */
+	MSG_RELOAD_APP, /* lodged → worker: payload an app name (rules of
+	                  MSG_MAX_APP): reload that app now */
 	MSG_TYPE_MAX,
 };
 
@@ -111,8 +122,90 @@ struct msg_badpeer {
 	uint32_t id; /* of the MSG_WORKER */
 };
 
+/* App names in RELOAD_APP and the stats: 1..64 bytes of
+ * [A-Za-z0-9._-], first byte neither '.' nor '-' (the worker's rule for
+ * an app folder's name), no terminator in RELOAD_APP. */
+#define MSG_MAX_APP 64
+
+/*
+ * The request-latency histogram of MSG_STATS: the upper bounds of its
+ * buckets in microseconds (a request counts in the first bucket whose
+ * bound it does not exceed); the last bucket, past the last bound, is
+ * +Inf.  Latency runs from the moment the worker has a request's whole
+ * head to the end of its response.
+ */
+#define MSG_STATS_NBOUNDS 12
+#define MSG_STATS_NBUCKETS (MSG_STATS_NBOUNDS + 1)
+#define MSG_STATS_BOUNDS_US                                                    \
+	{1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,        \
+	    1000000, 2500000, 5000000}
+
+/* Status classes counted: 1xx .. 5xx (index = status / 100 - 1); a
+ * request that ended with no status (the client left before one was
+ * chosen) counts in served and the histogram only. */
+#define MSG_STATS_NCLASSES 5
+
+#define MSG_STATS_MAX_APPS 256
+
+/*
+ * Payload of MSG_STATS: this record, then napps struct msg_stats_app,
+ * nothing else (the length is exact).  Counters are the sending
+ * process's since it started; served is the sum of buckets[] (the
+ * histogram's count), by construction.  No descriptor.
+ */
+struct msg_stats {
+	uint32_t pid;      /* the sender, as it sees itself (lodged notices a
+	                      successor by a change) */
+	uint32_t napps;    /* 0 .. MSG_STATS_MAX_APPS */
+	uint32_t inflight; /* requests being served now */
+	uint32_t pad;      /* zero */
+	uint64_t served;   /* requests answered: == sum of buckets[] */
+	uint64_t status[MSG_STATS_NCLASSES]; /* by class, 1xx .. 5xx */
+	uint64_t buckets[MSG_STATS_NBUCKETS]; /* not cumulative */
+	uint64_t latency_sum_us;
+};
+
+_Static_assert(sizeof(struct msg_stats) == 176, "struct msg_stats layout");
+
+enum msg_stats_mode {
+	MSG_STATS_MODE_SUB = 0,     /* a sub-interpreter in the worker */
+	MSG_STATS_MODE_PROCESS = 1, /* a process of its own (process mode) */
+};
+
+enum msg_stats_state {
+	MSG_STATS_APP_OK = 0,     /* a version serves */
+	MSG_STATS_APP_BROKEN = 1, /* no version serves: 500s (reason says why) */
+};
+
+/* Strings in the stats are NUL-terminated inside their field, the rest
+ * of the field zero, printable ASCII (0x20..0x7e) before the NUL. */
+#define MSG_STATS_NAME 72 /* an app name (MSG_MAX_APP) and its NUL, padded */
+#define MSG_STATS_REASON 200
+
+struct msg_stats_app {
+	char name[MSG_STATS_NAME];
+	uint8_t mode;         /* enum msg_stats_mode */
+	uint8_t state;        /* enum msg_stats_state */
+	uint8_t is_last_ok;   /* the last reload worked (if last_reload_ms) */
+	uint8_t pad;          /* zero */
+	uint32_t version;     /* serving now; 0: none */
+	int64_t last_reload_ms; /* wall clock of the last reload; 0: none */
+	uint32_t reloads_ok;
+	uint32_t reloads_failed;
+	uint64_t requests;    /* answered by this process for this app */
+	char reason[MSG_STATS_REASON]; /* one line: why the last reload
+	                                  failed or why the app is broken */
+};
+
+_Static_assert(sizeof(struct msg_stats_app) == 304,
+    "struct msg_stats_app layout");
+
 /* Largest payload of any message: a connection's bytes already read (a
  * request head up to 64 KiB plus what followed it) and its front record. */
 #define MSG_MAX_PAYLOAD (128 * 1024)
+
+_Static_assert(sizeof(struct msg_stats) +
+        MSG_STATS_MAX_APPS * sizeof(struct msg_stats_app) <= MSG_MAX_PAYLOAD,
+    "the largest MSG_STATS fits in a message");
 
 #endif

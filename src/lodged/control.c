@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "msg.h"
 
 /* ---------------------------------------------------------------------- */
 /* The socket */
@@ -579,6 +580,74 @@ static bool control_is_stopping(struct lodged_ctx *ctx, struct control_conn *c)
 	return true;
 }
 
+/* reload USER/APP: MSG_RELOAD_APP to each of u's workers, which reloads
+ * that app as if its code changed (a new version beside the old one; a
+ * failed import leaves the old one serving). */
+static void control_reload_app(struct lodged_ctx *ctx, struct control_conn *c,
+    struct lodged_user *u, const char *app)
+{
+	const struct lodged_slot *newest = workerchan_newest(u);
+	struct json_out j = {0};
+	unsigned n = 0, nrunning = 0;
+	bool is_known = newest == NULL;
+	char msg[512];
+
+	if (newest != NULL)
+		for (uint32_t i = 0; i < newest->wchan.stats.napps; i++)
+			is_known |= strcmp(newest->wchan.apps[i].name, app) == 0;
+	/* Names the workers' reports never hold can't be an app. */
+	if (msg_app_check((const uint8_t *)app, strlen(app)) < 0 ||
+	    !is_known) {
+		control_fail(ctx, c, CTLPROTO_ERR_NOFILE,
+		    "%s has no app named '%s': lodgectl status %s lists them "
+		    "(an app is a folder of %s with wsgi.py, app.wsgi or "
+		    "lodge.ini)",
+		    u->cu.name, app, u->cu.name, u->cu.apps_dir);
+		return;
+	}
+	for (unsigned i = 0; i < CONF_MAX_PROCESSES; i++) {
+		struct lodged_slot *s = &u->slots[i];
+
+		if (s->pid == 0 || s->is_stopping)
+			continue;
+		nrunning++;
+		if (workerchan_reload_app(s, app) < 0) {
+			log_warn("worker %s (pid %d): cannot ask for a reload "
+			         "of %s: %s",
+			    u->cu.name, (int)s->pid, app, strerror(errno));
+			continue;
+		}
+		n++;
+	}
+	if (nrunning > 0 && n == 0) {
+		control_fail(ctx, c, CTLPROTO_ERR_FAILED,
+		    "%s's workers could not be asked (see lodged's log); "
+		    "lodgectl reload %s replaces them gracefully instead",
+		    u->cu.name, u->cu.name);
+		return;
+	}
+	if (n == 0)
+		snprintf(msg, sizeof(msg),
+		    "%s has no worker running: nothing to reload (the next "
+		    "request starts one with the current code)",
+		    u->cu.name);
+	else
+		snprintf(msg, sizeof(msg),
+		    "%s/%s: reload asked of %u worker(s): each imports the app "
+		    "anew beside the version serving and switches when it is "
+		    "ready (if the import fails, the old version keeps "
+		    "serving); lodgectl status %s shows the version and the "
+		    "result",
+		    u->cu.name, app, n, u->cu.name);
+	log_info("control: reload %s/%s: %u worker(s) asked (uid %u)",
+	    u->cu.name, app, n, (unsigned)c->cred.uid);
+	control_ok_begin(&j, msg);
+	json_out_str(&j, "user", u->cu.name);
+	json_out_str(&j, "app", app);
+	json_out_uint(&j, "workers", n);
+	control_ok_end(ctx, c, &j);
+}
+
 static void control_reload(struct lodged_ctx *ctx, struct control_conn *c)
 {
 	char app[CTLPROTO_MAX_APP + 1], msg[512];
@@ -589,20 +658,15 @@ static void control_reload(struct lodged_ctx *ctx, struct control_conn *c)
 
 	if (u == NULL || control_is_stopping(ctx, c))
 		return;
-	if (app[0] != '\0') {
-		control_fail(ctx, c, CTLPROTO_ERR_NOTYET,
-		    "reloading one app is not possible from lodged yet: run "
-		    "'sudo -u %s touch %s/%s/restart.txt' (the worker reloads "
-		    "an app when that file changes), or 'lodgectl reload %s' "
-		    "to replace all of %s's worker processes gracefully",
-		    u->cu.name, u->cu.apps_dir, app, u->cu.name, u->cu.name);
-		return;
-	}
 	if (u->is_held) {
 		control_fail(ctx, c, CTLPROTO_ERR_FAILED,
 		    "%s is stopped (lodgectl stop): lodgectl start %s starts "
 		    "it with the current code",
 		    u->cu.name, u->cu.name);
+		return;
+	}
+	if (app[0] != '\0') {
+		control_reload_app(ctx, c, u, app);
 		return;
 	}
 	/* SIGHUP to a worker's namespace init reaches the worker, which

@@ -2,10 +2,14 @@
  * control_status.c: lodgectl status and metrics: what lodged knows of its
  * users, their worker slots and the router, and from /proc (procinfo.c)
  * the memory and CPU time of their processes, as JSON (ctlproto.h); and
- * the spawn-time histogram it keeps.  Runs in lodged as root; only reads
- * lodged's state and kernel files under /proc, never a user's home.
- * What only the workers know (requests, apps, reloads) is null, so that
- * the fields are there when a stats channel fills them.
+ * the spawn-time histogram it keeps; and what the workers report on their
+ * channel to lodged (workerchan.c): requests served and in flight, counts
+ * by status class, the latency histogram, and each app's mode, version
+ * and last reload.  Runs in lodged as root; only reads lodged's state and
+ * kernel files under /proc, never a user's home.  A worker's report is a
+ * hostile peer's data that msg_stats_decode checked: its strings are
+ * printable ASCII, and json_out escapes them anyway.  What nobody reports
+ * (the router's queues) is null, never absent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,13 @@
 
 #include "control_int.h"
 #include "procinfo.h"
+
+/* The upper bounds of the request-latency histogram (proto.h). */
+static const uint64_t control_latency_le_us[MSG_STATS_NBOUNDS] =
+    MSG_STATS_BOUNDS_US;
+
+static const char *const control_class_names[MSG_STATS_NCLASSES] = {
+    "1xx", "2xx", "3xx", "4xx", "5xx"};
 
 /* The upper bounds of the spawn-time histogram, in seconds. */
 static const double control_spawn_le[CONTROL_SPAWN_NB] = {
@@ -122,10 +133,73 @@ static void control_worker_json(struct json_out *j, const struct lodged_slot *s,
 		    j, "restart_in_s", control_ceil_s(s->restart_at_ms - now));
 	else
 		json_out_null(j, "restart_in_s");
-	/* Known inside the worker only (a stats channel is to come). */
-	json_out_null(j, "requests_served");
-	json_out_null(j, "requests_inflight");
+	/* The worker's own report (its current process's counts). */
+	if (s->pid != 0 && s->wchan.has_stats) {
+		json_out_uint(j, "requests_served", s->wchan.stats.served);
+		json_out_uint(j, "requests_inflight", s->wchan.stats.inflight);
+	} else {
+		json_out_null(j, "requests_served");
+		json_out_null(j, "requests_inflight");
+	}
 	json_out_obj_end(j);
+}
+
+/* One app of a worker's report. */
+static void control_app_json(struct json_out *j, const struct msg_stats_app *a)
+{
+	json_out_obj(j, NULL);
+	json_out_str(j, "name", a->name);
+	json_out_str(
+	    j, "mode", a->mode == MSG_STATS_MODE_PROCESS ? "process" : "sub");
+	if (a->version != 0)
+		json_out_uint(j, "version", a->version);
+	else
+		json_out_null(j, "version");
+	json_out_str(j, "state", a->state == MSG_STATS_APP_OK ? "ok" : "broken");
+	json_out_str(j, "reason", a->reason);
+	json_out_uint(j, "requests", a->requests);
+	json_out_uint(j, "reloads_ok", a->reloads_ok);
+	json_out_uint(j, "reloads_failed", a->reloads_failed);
+	if (a->last_reload_ms > 0) {
+		json_out_obj(j, "last_reload");
+		json_out_int(j, "when", a->last_reload_ms / 1000);
+		json_out_bool(j, "ok", a->is_last_ok);
+		json_out_str(j, "reason", a->is_last_ok ? "" : a->reason);
+		json_out_obj_end(j);
+	} else {
+		json_out_null(j, "last_reload");
+	}
+	json_out_obj_end(j);
+}
+
+/* What u's workers reported: the totals over lodged's life, and the apps
+ * as the newest worker sees them. */
+static void control_user_requests_json(
+    struct json_out *j, const struct lodged_user *u)
+{
+	const struct lodged_slot *newest = workerchan_newest(u);
+	struct lodged_wtotals t;
+	uint64_t inflight;
+
+	workerchan_totals(u, &t, &inflight);
+	json_out_uint(j, "requests_served", t.served);
+	json_out_uint(j, "requests_inflight", inflight);
+	json_out_obj(j, "responses");
+	for (int i = 0; i < MSG_STATS_NCLASSES; i++)
+		json_out_uint(j, control_class_names[i], t.status[i]);
+	json_out_obj_end(j);
+	json_out_uint(j, "reloads_ok", t.reloads_ok);
+	json_out_uint(j, "reloads_failed", t.reloads_failed);
+	/* The router's queues are the router's: not reported to lodged. */
+	json_out_null(j, "queue_depth");
+	if (newest == NULL) {
+		json_out_null(j, "apps");
+		return;
+	}
+	json_out_arr(j, "apps");
+	for (uint32_t i = 0; i < newest->wchan.stats.napps; i++)
+		control_app_json(j, &newest->wchan.apps[i]);
+	json_out_arr_end(j);
 }
 
 static void control_limits_json(struct json_out *j, const struct conf_limits *l)
@@ -188,13 +262,7 @@ static void control_user_json(struct json_out *j, const struct lodged_user *u,
 		json_out_int(j, "restart_in_s", control_ceil_s(next - now));
 	else
 		json_out_null(j, "restart_in_s");
-	/* Known inside the workers only (a stats channel is to come): the
-	 * requests, the router's queue, and each app's mode, version and
-	 * last reload. */
-	json_out_null(j, "requests_served");
-	json_out_null(j, "requests_inflight");
-	json_out_null(j, "queue_depth");
-	json_out_null(j, "apps");
+	control_user_requests_json(j, u);
 	if (is_detail) {
 		json_out_uint(j, "gid", u->cu.gid);
 		json_out_str(j, "home", u->cu.home);
@@ -349,6 +417,22 @@ static void control_sample(struct json_out *j, const char *suffix,
 	json_out_obj_end(j);
 }
 
+/* A sample with two labels (user and le, user and class ...). */
+static void control_sample2(struct json_out *j, const char *suffix,
+    const char *label1, const char *lvalue1, const char *label2,
+    const char *lvalue2, double value)
+{
+	json_out_obj(j, NULL);
+	if (suffix != NULL)
+		json_out_str(j, "suffix", suffix);
+	json_out_obj(j, "labels");
+	json_out_str(j, label1, lvalue1);
+	json_out_str(j, label2, lvalue2);
+	json_out_obj_end(j);
+	json_out_num(j, "value", value);
+	json_out_obj_end(j);
+}
+
 /* The per-user figures the families below are made of. */
 struct control_ustat {
 	const char *name;
@@ -357,7 +441,69 @@ struct control_ustat {
 	bool is_held;
 	unsigned starts, failed, crashes;
 	struct control_usage usage;
+	struct lodged_wtotals req; /* what the workers reported */
+	uint64_t inflight;
 };
+
+/* The families of what the workers report: requests, responses by status
+ * class, the latency histogram, app reloads. */
+static void control_request_families(
+    struct json_out *j, const struct control_ustat *us, size_t n)
+{
+	char le[32];
+
+	control_family(j, "lodge_requests_total", "counter",
+	    "Requests the user's workers answered.");
+	for (size_t i = 0; i < n; i++)
+		control_sample(j, NULL, "user", us[i].name,
+		    (double)us[i].req.served);
+	control_family_end(j);
+	control_family(j, "lodge_requests_inflight", "gauge",
+	    "Requests the user's workers are serving now.");
+	for (size_t i = 0; i < n; i++)
+		control_sample(
+		    j, NULL, "user", us[i].name, (double)us[i].inflight);
+	control_family_end(j);
+	control_family(j, "lodge_responses_total", "counter",
+	    "Responses of the user's workers by status class (1xx .. 5xx).");
+	for (size_t i = 0; i < n; i++)
+		for (int c = 0; c < MSG_STATS_NCLASSES; c++)
+			control_sample2(j, NULL, "user", us[i].name, "class",
+			    control_class_names[c],
+			    (double)us[i].req.status[c]);
+	control_family_end(j);
+	control_family(j, "lodge_request_duration_seconds", "histogram",
+	    "Time from a request's complete head to the end of its "
+	    "response, in the worker.");
+	for (size_t i = 0; i < n; i++) {
+		uint64_t cum = 0;
+
+		for (int b = 0; b < MSG_STATS_NBOUNDS; b++) {
+			cum += us[i].req.buckets[b];
+			snprintf(le, sizeof(le), "%g",
+			    (double)control_latency_le_us[b] / 1e6);
+			control_sample2(j, "_bucket", "user", us[i].name, "le",
+			    le, (double)cum);
+		}
+		control_sample2(j, "_bucket", "user", us[i].name, "le", "+Inf",
+		    (double)us[i].req.served);
+		control_sample(j, "_sum", "user", us[i].name,
+		    (double)us[i].req.latency_sum_us / 1e6);
+		control_sample(j, "_count", "user", us[i].name,
+		    (double)us[i].req.served);
+	}
+	control_family_end(j);
+	control_family(j, "lodge_app_reloads_total", "counter",
+	    "Reloads of the user's apps, by result (ok: the new code serves; "
+	    "failed: the old version kept serving).");
+	for (size_t i = 0; i < n; i++) {
+		control_sample2(j, NULL, "user", us[i].name, "result", "ok",
+		    (double)us[i].req.reloads_ok);
+		control_sample2(j, NULL, "user", us[i].name, "result",
+		    "failed", (double)us[i].req.reloads_failed);
+	}
+	control_family_end(j);
+}
 
 static void control_user_family(struct json_out *j,
     const struct control_ustat *us, size_t n, const char *name,
@@ -445,6 +591,7 @@ void control_metrics(struct lodged_ctx *ctx, struct control_conn *c)
 		s->running = u->nrunning;
 		s->processes = u->cu.limits.processes;
 		s->is_held = u->is_held;
+		workerchan_totals(u, &s->req, &s->inflight);
 		for (unsigned k = 0; k < CONF_MAX_PROCESSES; k++) {
 			const struct lodged_slot *sl = &u->slots[k];
 			struct procinfo_tree t;
@@ -478,6 +625,8 @@ void control_metrics(struct lodged_ctx *ctx, struct control_conn *c)
 	for (size_t f = 0; f < sizeof(ufam) / sizeof(ufam[0]); f++)
 		control_user_family(
 		    &j, us, n, ufam[f].name, ufam[f].type, ufam[f].help, f);
+
+	control_request_families(&j, us, n);
 
 	control_family(&j, "lodge_worker_spawn_seconds", "histogram",
 	    "How long a worker's birth took (fork, sandbox, exec).");

@@ -501,6 +501,8 @@ static void frontend_read_chan(struct lodged_ctx *ctx)
 		case MSG_WORKER:
 		case MSG_NOUSER:
 		case MSG_FAILED:
+		case MSG_STATS:
+		case MSG_RELOAD_APP:
 		case MSG_TYPE_MAX:
 			log_error("router: unexpected message %u; restarting "
 			          "it",

@@ -669,6 +669,9 @@ static void lodged_run(struct lodged_ctx *ctx)
 			case LODGED_EV_CONTROL:
 				control_event(ctx, ev);
 				break;
+			case LODGED_EV_WORKER_CHAN:
+				workerchan_event(ctx, ev);
+				break;
 			}
 		}
 		/* lodgectl's commands run after the batch too, for the same

@@ -12,6 +12,8 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "proto.h"
+#include "seccomp.h"
 #include "util.h"
 
 #define LODGED_STOP_TIMEOUT_MS 30000 /* SIGTERM → SIGKILL at shutdown */
@@ -28,6 +30,33 @@ enum lodged_ev {
 	LODGED_EV_ROUTER_LOG,  /* a line on the router's stderr */
 	LODGED_EV_CONTROL,     /* the control socket, a lodgectl connection
 	                          or a log reader's pipe (control.c) */
+	LODGED_EV_WORKER_CHAN, /* a message from a worker (workerchan.c) */
+};
+
+struct lodged_user;
+
+/* Request counters of a user's workers (workerchan.c): one worker's last
+ * report, or the sum of those of processes that ended. */
+struct lodged_wtotals {
+	uint64_t served;
+	uint64_t status[MSG_STATS_NCLASSES];
+	uint64_t buckets[MSG_STATS_NBUCKETS]; /* not cumulative */
+	uint64_t latency_sum_us;
+	uint64_t reloads_ok, reloads_failed;
+};
+
+/* lodged's end of a worker's channel (--lodged-fd) and what the worker
+ * last reported on it (MSG_STATS). */
+struct lodged_wchan {
+	enum lodged_ev ev; /* LODGED_EV_WORKER_CHAN: first member */
+	int fd;            /* non-blocking, in the epoll set; -1: none */
+	struct lodged_user *user;
+	bool has_stats;    /* stats and apps hold a report */
+	struct msg_stats stats;
+	struct msg_stats_app *apps; /* stats.napps of them; malloc'd */
+	bool has_retired;  /* retired_pid is set */
+	uint32_t retired_pid; /* the process a successor replaced: its
+	                         late reports are ignored */
 };
 
 /* One worker process of a user (processes = N gives N slots). */
@@ -45,6 +74,7 @@ struct lodged_slot {
 	unsigned nfailed;  /* births that failed (a sandbox step) */
 	unsigned ncrashes; /* exits that were not asked for nor clean */
 	int64_t spawn_ms;  /* how long its last birth took */
+	struct lodged_wchan wchan; /* the worker's channel to lodged */
 };
 
 /* A hosted user: its socket and its workers. */
@@ -64,6 +94,10 @@ struct lodged_user {
 	unsigned nrunning;
 	unsigned crashes; /* in a row */
 	int64_t first_crash_ms;
+	/* Counted by worker processes that ended or were replaced, over
+	 * lodged's life (workerchan.c), so that the user's totals never go
+	 * back. */
+	struct lodged_wtotals ended;
 };
 
 #define LODGED_ROUTER_BACKOFF_MIN_MS 100
@@ -115,6 +149,9 @@ struct lodged_ctx {
 	bool has_control_gid; /* control_group is set */
 	gid_t control_gid;
 	struct control *control; /* control.c's state (the control socket) */
+	/* The workers' compiled seccomp policy, kept between births while
+	 * the file is unchanged (supervise.c, seccomp.h). */
+	struct seccomp_cache worker_policy;
 };
 
 /* lodged.c: starts or stops watching u's socket for connections. */
@@ -171,6 +208,33 @@ void supervise_signal_user(
 
 /* Frees u (its socket must be closed already).  Can't fail. */
 void supervise_free_user(struct lodged_user *u);
+
+/* workerchan.c: the channel to each worker (stats in, reloads out). */
+
+/* Slot s of u was born with fd as lodged's end of its channel (takes
+ * fd; -1: none): non-blocking, in the epoll set.  Can't fail (a channel
+ * that can't be watched is closed, and the worker reports nothing). */
+void workerchan_open(struct lodged_ctx *ctx, struct lodged_user *u,
+    struct lodged_slot *s, int fd);
+
+/* The worker of s is gone: its last report joins u->ended, the channel
+ * is closed.  Can't fail. */
+void workerchan_close(struct lodged_ctx *ctx, struct lodged_slot *s);
+
+/* A message (or EOF) on a worker's channel. */
+void workerchan_event(struct lodged_ctx *ctx, enum lodged_ev *ev);
+
+/* Asks s's worker to reload app: 0, or -1 (errno: no channel, full). */
+int workerchan_reload_app(struct lodged_slot *s, const char *app);
+
+/* u's totals: the ended processes' plus each running worker's last
+ * report; *inflight_r the requests in flight now. */
+void workerchan_totals(const struct lodged_user *u,
+    struct lodged_wtotals *t, uint64_t *inflight_r);
+
+/* The slot whose report is the newest worker's (the apps to show), or
+ * NULL if no running worker reported yet. */
+const struct lodged_slot *workerchan_newest(const struct lodged_user *u);
 
 /* frontend.c: the front sockets and the router process. */
 

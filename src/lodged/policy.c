@@ -1,7 +1,7 @@
 /*
  * policy.c: parses seccomp policies (the files in policy/) into entries.  Runs in
  * lodged as root, before any fork, on a file root owns; pure apart from
- * policy_load's read.  It only describes: it never installs a filter
+ * policy_read's read.  It only describes: it never installs a filter
  * (seccomp.c does) and never trusts a line it has not fully understood —
  * any doubt is an error naming the file and line.  The format is in
  * docs/policy-format.md.
@@ -418,14 +418,14 @@ out:
 	return -1;
 }
 
-int policy_load(const char *path, struct policy **policy_r, char *err,
+int policy_read(const char *path, char **text_r, size_t *len_r, char *err,
     size_t errsize)
 {
 	struct stat st;
 	char *text = NULL;
 	ssize_t n = 0;
 	size_t got = 0;
-	int fd, rc, saved;
+	int fd, saved;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -442,11 +442,10 @@ int policy_load(const char *path, struct policy **policy_r, char *err,
 	if (n < 0)
 		goto syserr;
 	close(fd);
-	rc = policy_parse(text, got, path, policy_r, err, errsize);
-	saved = errno;
-	free(text);
-	errno = saved;
-	return rc;
+	text[got] = '\0';
+	*text_r = text;
+	*len_r = got;
+	return 0;
 syserr:
 	saved = errno;
 	snprintf(err, errsize, "%s: %s", path, strerror(saved));
@@ -455,6 +454,22 @@ syserr:
 	free(text);
 	errno = saved;
 	return -1;
+}
+
+int policy_load(const char *path, struct policy **policy_r, char *err,
+    size_t errsize)
+{
+	char *text;
+	size_t len;
+	int rc, saved;
+
+	if (policy_read(path, &text, &len, err, errsize) < 0)
+		return -1;
+	rc = policy_parse(text, len, path, policy_r, err, errsize);
+	saved = errno;
+	free(text);
+	errno = saved;
+	return rc;
 }
 
 void policy_free(struct policy *p)

@@ -63,6 +63,12 @@ struct policy {
 int policy_parse(const char *text, size_t len, const char *file,
     struct policy **policy_r, char *err, size_t errsize);
 
+/* Reads the whole file at path (a regular file of at most 1 MiB) into a
+ * malloc'd, NUL-terminated *text_r of *len_r bytes, which the caller frees;
+ * -1 with "PATH: strerror" when unreadable. */
+int policy_read(const char *path, char **text_r, size_t *len_r, char *err,
+    size_t errsize);
+
 /* Reads path and parses it; -1 with "PATH: strerror" when unreadable. */
 int policy_load(const char *path, struct policy **policy_r, char *err,
     size_t errsize);

@@ -6,6 +6,11 @@
  * policy: any libseccomp error fails the whole compilation, and rules that
  * libseccomp would silently merge are rejected earlier by policy.c.
  *
+ * seccomp_cache_get keeps the last compilation for the next birth, keyed
+ * by the policy file's exact bytes: a policy edited on disk is compiled
+ * again, so caching never lets a worker start under an older policy than
+ * the file says.
+ *
  * Why export BPF instead of calling seccomp_load() in the child:
  * seccomp_load generates the program with malloc, and the child is born
  * by a raw clone (spawn.c) after which malloc may deadlock if another
@@ -219,4 +224,65 @@ void seccomp_prog_free(struct seccomp_prog *prog)
 	free(prog->except);
 	prog->main = prog->except = NULL;
 	prog->nmain = prog->nexcept = 0;
+}
+
+void seccomp_cache_clear(struct seccomp_cache *cache)
+{
+	free(cache->path);
+	free(cache->text);
+	seccomp_prog_free(&cache->prog);
+	cache->path = cache->text = NULL;
+	cache->len = 0;
+}
+
+int seccomp_cache_get(struct seccomp_cache *cache, const char *path,
+    enum spawn_seccomp_mode mode, int deny_errno,
+    const struct seccomp_prog **prog_r, char *err, size_t errsize)
+{
+	struct seccomp_prog prog;
+	struct policy *policy;
+	char *text, *path_copy;
+	size_t len;
+	int rc;
+
+	if (deny_errno <= 0)
+		deny_errno = EPERM;
+	if (policy_read(path, &text, &len, err, errsize) < 0)
+		return -1;
+	if (cache->path != NULL && strcmp(cache->path, path) == 0 &&
+	    cache->mode == mode && cache->deny_errno == deny_errno &&
+	    cache->len == len) {
+		free(text);
+		*prog_r = &cache->prog;
+		return 0;
+	}
+	/* Parsed from the very bytes kept as the key: the file may change
+	 * again at any time, and the key must describe what was compiled. */
+	if (policy_parse(text, len, path, &policy, err, errsize) < 0) {
+		free(text);
+		return -1;
+	}
+	rc = seccomp_compile(policy, mode, deny_errno, &prog, err, errsize);
+	policy_free(policy);
+	path_copy = rc == 0 ? strdup(path) : NULL;
+	if (rc == 0 && path_copy == NULL) {
+		seccomp_prog_free(&prog);
+		snprintf(err, errsize, "seccomp: %s", strerror(ENOMEM));
+		errno = ENOMEM;
+		rc = -1;
+	}
+	if (rc < 0) {
+		free(text);
+		return -1;
+	}
+	seccomp_cache_clear(cache);
+	cache->path = path_copy;
+	cache->text = text;
+	cache->len = len;
+	cache->mode = mode;
+	cache->deny_errno = deny_errno;
+	cache->prog = prog;
+	cache->compiles++;
+	*prog_r = &cache->prog;
+	return 0;
 }

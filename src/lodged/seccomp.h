@@ -51,4 +51,39 @@ int seccomp_apply(const struct seccomp_prog *prog);
 /* Frees what seccomp_compile allocated; a zeroed prog is fine. */
 void seccomp_prog_free(struct seccomp_prog *prog);
 
+/*
+ * The last policy file compiled, kept by lodged between births: every
+ * worker gets the same policy, and reading, parsing and compiling the
+ * default one took 1-3 ms of each cold start.  The key is the file's exact
+ * bytes (not its size or times, which an edit can leave unchanged) with
+ * the path, mode and deny errno, so an edited policy is compiled again at
+ * the next birth, as it always was.  A zeroed struct is an empty cache;
+ * one entry is enough (workers share one policy).
+ */
+struct seccomp_cache {
+	char *path;                   /* NULL: empty */
+	char *text;                   /* the file's bytes when compiled */
+	size_t len;
+	enum spawn_seccomp_mode mode;
+	int deny_errno;
+	struct seccomp_prog prog;
+	unsigned long compiles;       /* how many compilations (tests) */
+};
+
+/*
+ * Reads the policy at path and sets *prog_r to its compilation for mode
+ * and deny_errno (as seccomp_compile): the cached one when the file still
+ * has the same bytes, else a new one that replaces the cache's.  *prog_r
+ * belongs to the cache and stays valid until the next call or
+ * seccomp_cache_clear.  -1 with err set ("PATH: why" or "seccomp: ...")
+ * when the file is unreadable, wrong or does not compile; the cache then
+ * keeps what it had.  Runs before fork (allocates).
+ */
+int seccomp_cache_get(struct seccomp_cache *cache, const char *path,
+    enum spawn_seccomp_mode mode, int deny_errno,
+    const struct seccomp_prog **prog_r, char *err, size_t errsize);
+
+/* Empties the cache and frees what it held.  Can't fail. */
+void seccomp_cache_clear(struct seccomp_cache *cache);
+
 #endif

@@ -1,9 +1,10 @@
 /*
  * spawn.c: the birth of a sandboxed lodge-worker.  Runs in lodged as root.
  * spawn_worker() prepares everything the child needs (policy compiled to
- * BPF, mount options, the netlink request, cgroup paths, the environment),
- * clones a child into a new PID namespace, and waits until the child has
- * exec'd or reported the step that failed.  The child, sandbox_child(),
+ * BPF, or taken from the caller's cache while the file is unchanged; mount
+ * options, the netlink request, cgroup paths, the environment), clones a
+ * child into a new PID namespace, and waits until the child has exec'd or
+ * reported the step that failed.  The child, sandbox_child(),
  * reads top to bottom in the order of SANDBOX.md §2; it makes system calls
  * only (no malloc, no stdio: lodged may have other threads) and must never
  * exec the worker with a partial sandbox: every step is fatal.
@@ -42,7 +43,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "policy.h"
 #include "sandbox.h"
 #include "seccomp.h"
 
@@ -65,7 +65,8 @@ struct spawn_plan {
 	gid_t groups[SANDBOX_MAX_GROUPS + 1];
 	int ngroups;
 	cap_t empty_caps;
-	struct seccomp_prog prog;
+	const struct seccomp_prog *prog;     /* in req's cache or own_cache */
+	struct seccomp_cache own_cache;
 	char env_home[PATH_MAX + 8];
 	char env_user[64];
 	char *envp[5];
@@ -284,7 +285,7 @@ static void sandbox_child(struct spawn_plan *pl)
 	/* 11. The seccomp filter, last; then the worker is forked and exec'd
 	 * while this process stays as the namespace's init.  The signals the
 	 * init forwards are blocked before the fork so none is lost. */
-	STEP_NAMED(11, "seccomp", seccomp_apply(&pl->prog));
+	STEP_NAMED(11, "seccomp", seccomp_apply(pl->prog));
 	sigemptyset(&fwd);
 	sigaddset(&fwd, SIGTERM);
 	sigaddset(&fwd, SIGINT);
@@ -313,7 +314,7 @@ static void plan_free(struct spawn_plan *pl)
 	if (!pl)
 		return;
 	sandbox_net_release(&pl->net);
-	seccomp_prog_free(&pl->prog);
+	seccomp_cache_clear(&pl->own_cache);
 	if (pl->empty_caps)
 		cap_free(pl->empty_caps);
 	free(pl);
@@ -323,9 +324,7 @@ static void plan_free(struct spawn_plan *pl)
 static int plan_build(const struct spawn_req *req, struct spawn_plan *pl,
     char *err, size_t errsize)
 {
-	struct policy *policy = NULL;
 	char why[512];
-	int rc;
 
 	pl->req = req;
 	pl->report_fd = -1;
@@ -387,18 +386,15 @@ static int plan_build(const struct spawn_req *req, struct spawn_plan *pl,
 		snprintf(err, errsize, "step 9 (cap_init): %s", strerror(errno));
 		return -1;
 	}
-	/* The filter is compiled here, in the parent: libseccomp allocates. */
+	/* The filter is compiled here, in the parent: libseccomp allocates.
+	 * The file is read at every birth; it is compiled again only when
+	 * its bytes changed (seccomp_cache_get). */
 	if (!req->policy_path ||
-	    policy_load(req->policy_path, &policy, why, sizeof(why)) < 0) {
+	    seccomp_cache_get(req->seccomp_cache ? req->seccomp_cache :
+	    &pl->own_cache, req->policy_path, req->seccomp_mode, 0, &pl->prog,
+	    why, sizeof(why)) < 0) {
 		snprintf(err, errsize, "step 11 (seccomp policy): %s",
 		    req->policy_path ? why : "no policy_path");
-		return -1;
-	}
-	rc = seccomp_compile(policy, req->seccomp_mode, 0, &pl->prog, why,
-	    sizeof(why));
-	policy_free(policy);
-	if (rc < 0) {
-		snprintf(err, errsize, "step 11 (seccomp compile): %s", why);
 		return -1;
 	}
 	/* The worker's whole environment. */

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct seccomp_cache; /* seccomp.h */
+
 enum spawn_network { SPAWN_NET_HOST = 0, SPAWN_NET_LOOPBACK };
 enum spawn_seccomp_mode { SPAWN_SECCOMP_ENFORCE = 0, SPAWN_SECCOMP_LOG,
 	SPAWN_SECCOMP_KILL };
@@ -41,6 +43,10 @@ struct spawn_req {
 	const char *cgroup_dir;    /* delegated parent, NULL: no cgroup limits */
 	const char *policy_path;   /* seccomp policy file */
 	enum spawn_seccomp_mode seccomp_mode;
+	/* The caller's cache of the compiled policy (seccomp.h), reused
+	 * while the file keeps its bytes; NULL: compiled for this birth
+	 * only. */
+	struct seccomp_cache *seccomp_cache;
 	/* The worker: path and argv (argv[0] included, NULL-terminated). */
 	const char *worker_path;
 	char *const *argv;

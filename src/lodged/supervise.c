@@ -167,12 +167,12 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
     struct lodged_slot *s, int64_t now)
 {
 	char threads[16], idle[16], err[512], groups[1024], maxmem[24];
-	char timeout[16];
-	const char *argv[24];
+	char timeout[16], lodged_fd[16];
+	const char *argv[26];
 	int argc = 0;
 	int nhide = 0;
 	const char **hide;
-	int fds[2], chan[2] = {-1, -1};
+	int fds[3], nfds = 0, chan[2] = {-1, -1}, wchan[2] = {-1, -1};
 	pid_t pid;
 	int rc;
 
@@ -188,8 +188,19 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 		supervise_crashed(ctx, u, s, now);
 		return -1;
 	}
-	fds[0] = u->listen_fd;
-	fds[1] = chan[1];
+	/* And a channel to lodged: the worker reports its requests and apps
+	 * on it (workerchan.c) and takes lodgectl's app reloads. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, wchan) < 0) {
+		log_error("worker %s: socketpair: %s", u->cu.name,
+		    strerror(errno));
+		goto fail;
+	}
+	/* They become descriptors 3, 4 (and 5) in the worker. */
+	fds[nfds++] = u->listen_fd;
+	if (chan[1] >= 0)
+		fds[nfds++] = chan[1];
+	fds[nfds++] = wchan[1];
+	snprintf(lodged_fd, sizeof(lodged_fd), "%d", 3 + nfds - 1);
 	snprintf(timeout, sizeof(timeout), "%u", u->cu.limits.request_timeout);
 	snprintf(threads, sizeof(threads), "%u", u->cu.limits.threads);
 	snprintf(idle, sizeof(idle), "%u", u->cu.limits.idle_timeout);
@@ -208,6 +219,8 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 		argv[argc++] = "--router-fd";
 		argv[argc++] = "4";
 	}
+	argv[argc++] = "--lodged-fd";
+	argv[argc++] = lodged_fd;
 	if (u->cu.limits.idle_timeout > 0) {
 		argv[argc++] = "--idle-exit";
 		argv[argc++] = idle;
@@ -259,10 +272,11 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	    .cgroup_dir = ctx->cgroup_dir,
 	    .policy_path = ctx->conf.policy,
 	    .seccomp_mode = supervise_seccomp(ctx->conf.seccomp),
+	    .seccomp_cache = &ctx->worker_policy,
 	    .worker_path = ctx->conf.worker,
 	    .argv = (char *const *)argv,
 	    .fds = fds,
-	    .nfds = chan[1] >= 0 ? 2 : 1,
+	    .nfds = nfds,
 	};
 	err[0] = '\0';
 	int64_t t0 = util_now_ms();
@@ -276,6 +290,7 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	}
 	if (chan[1] >= 0)
 		close(chan[1]);
+	close(wchan[1]);
 	s->router_end = chan[0];
 	s->id = ++ctx->next_worker_id;
 	if (s->id == 0)
@@ -285,6 +300,7 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	s->started_ms = now;
 	s->restart_at_ms = 0;
 	u->nrunning++;
+	workerchan_open(ctx, u, s, wchan[0]);
 	log_info("worker %s: started (pid %d, slot %d)", u->cu.name, (int)pid,
 	    (int)(s - u->slots));
 	if (s->router_end >= 0)
@@ -295,6 +311,10 @@ fail:
 	if (chan[0] >= 0) {
 		close(chan[0]);
 		close(chan[1]);
+	}
+	if (wchan[0] >= 0) {
+		close(wchan[0]);
+		close(wchan[1]);
 	}
 	supervise_crashed(ctx, u, s, now);
 	return -1;
@@ -427,6 +447,7 @@ void supervise_reaped(struct lodged_ctx *ctx, pid_t pid, int status)
 		close(s->router_end);
 		s->router_end = -1;
 	}
+	workerchan_close(ctx, s);
 
 	if (WIFEXITED(status))
 		snprintf(how, sizeof(how), "exited with status %d",

@@ -245,6 +245,8 @@ int front_message(struct chan *ch, struct msg *m, const char **errstr_r)
 	case MSG_NOUSER:
 	case MSG_FAILED:
 	case MSG_BADPEER:
+	case MSG_STATS:
+	case MSG_RELOAD_APP:
 	case MSG_TYPE_MAX:
 		break;
 	}

@@ -39,6 +39,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "stats.h"
 #include "util.h"
 
 #define HANDOFF_READY_TIMEOUT_MS 120000
@@ -229,6 +230,8 @@ void chan_readable(struct chan *ch)
 		case MSG_NOUSER:
 		case MSG_FAILED:
 		case MSG_BADPEER:
+		case MSG_STATS:
+		case MSG_RELOAD_APP:
 		case MSG_TYPE_MAX:
 			/* Not expected here: ignore, the channel is fine (a
 			 * descriptor that came with it is not kept). */
@@ -270,7 +273,7 @@ pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,
 {
 	static const char *const internal[] = {"--inherit-listen",
 	    "--handoff-fd", "--app-process", "--listen-fd", "--router-fd",
-	    NULL};
+	    "--lodged-fd", NULL};
 	char fdbuf[16], exe[4096];
 	const char **args;
 	int sv[2], n = 0, i, k;
@@ -405,10 +408,10 @@ int replace_request(const char *why)
 {
 	const char *extra[6 + 2 * WORKER_MAX_LISTEN] = {NULL};
 	char fdlist[WORKER_MAX_LISTEN * 8] = "", reason[256];
-	char fdargs[WORKER_MAX_LISTEN][12], routerarg[12];
+	char fdargs[WORKER_MAX_LISTEN][12], routerarg[12], lodgedarg[12];
 	int nextra = 0;
-	int keep[WORKER_MAX_LISTEN + 1], nkeep = 0, chan, rc, i;
-	int router_fd = front_fd();
+	int keep[WORKER_MAX_LISTEN + 2], nkeep = 0, chan, rc, i;
+	int router_fd = front_fd(), lodged_fd = stats_inherit_fd();
 	pid_t pid;
 
 	if (wctx.successor != NULL || wctx.app_process != NULL) {
@@ -444,6 +447,14 @@ int replace_request(const char *why)
 		extra[nextra++] = "--router-fd";
 		extra[nextra++] = routerarg;
 	}
+	/* And lodged's: the successor reports from the moment it is
+	 * ready (stats_handover below). */
+	if (lodged_fd >= 0) {
+		snprintf(lodgedarg, sizeof(lodgedarg), "%d", lodged_fd);
+		keep[nkeep++] = lodged_fd;
+		extra[nextra++] = "--lodged-fd";
+		extra[nextra++] = lodgedarg;
+	}
 	log_info("replacing the worker process: %s", why);
 	pid = handoff_spawn(extra, keep, nkeep, &chan);
 	if (pid < 0) {
@@ -471,6 +482,7 @@ int replace_request(const char *why)
 	wctx.successor->ev_kind = EV_CHAN;
 	wctx.successor->fd = chan;
 	front_handover();
+	stats_handover();
 	{
 		struct timeval tv = {.tv_sec = HANDOFF_SEND_TIMEOUT_S};
 

@@ -6,8 +6,9 @@
  * isolated config (no environment variables, no user site, no signal
  * handlers: the C daemon owns signals), sys.executable pinned to Debian's
  * python3 (never whatever "python3" PATH finds), the single-phase-init
- * modules known to leak on reload imported once in main, and the main
- * interpreter's GIL released for good once start-up is over.
+ * modules known to leak on reload imported in main before any
+ * sub-interpreter imports them, and the main interpreter's GIL released
+ * for good once start-up is over.
  */
 #include "worker.h"
 
@@ -21,6 +22,113 @@
 #ifndef LODGE_PYTHON3
 #define LODGE_PYTHON3 "/usr/bin/python3.11"
 #endif
+
+/*
+ * The leak guard (EMBEDDING.md §3, §5 item 5).  On 3.11 a single-phase-init
+ * extension that a sub-interpreter imports first is initialised again in
+ * every later interpreter, leaking what its C statics held (megabytes per
+ * reload for Flask); imported by the main interpreter first, it is loaded
+ * from main's copy instead.  Importing them in main at start-up cost about
+ * a third of a cold start (20-30 ms: markupsafe brings re, typing and
+ * enum; _decimal brings collections and numbers) for every app, including
+ * the many that never use them.  So main imports one only when a
+ * sub-interpreter is about to: every sub-interpreter gets, first in
+ * sys.meta_path, a finder that never finds anything but, asked for one of
+ * these names, has main import it before the usual finders load it in the
+ * sub.  The order is the same as with an import at start-up (main first),
+ * which is also what 3.13 does by itself (gh-117953).
+ */
+static const char *const pyhost_guarded[] = {
+	"_decimal",
+	"markupsafe._speedups",
+};
+
+/* Imports name in the main interpreter, from the calling thread, which
+ * holds the GIL in a sub-interpreter; comes back to it.  Failures are
+ * silent: the module may not exist, and the sub-interpreter's own import
+ * then fails or succeeds on its own, as it would have without the guard. */
+static void pyhost_import_in_main(const char *name)
+{
+	PyThreadState *sub_ts = PyThreadState_Get(), *ts;
+	PyObject *mod;
+
+	/* A thread state of its own: this thread may be a serving thread, the
+	 * watcher or a thread the app started, and only the first has a
+	 * main-interpreter state to spare.  It is never the thread's first
+	 * state, so the GILState slot stays where it was (§5 item 6). */
+	ts = PyThreadState_New(PyInterpreterState_Main());
+	if (ts == NULL)
+		return;
+	PyThreadState_Swap(ts);
+	mod = PyImport_ImportModule(name);
+	if (mod == NULL)
+		PyErr_Clear();
+	Py_XDECREF(mod);
+	PyThreadState_Clear(ts);
+	PyThreadState_Swap(sub_ts);
+	PyThreadState_Delete(ts);
+}
+
+/* find_spec(name, path, target=None) of the guard's finder: always None,
+ * after main imported name if it is a guarded one. */
+static PyObject *pyhost_guard_find_spec(PyObject *self, PyObject *args)
+{
+	PyObject *name = NULL, *path = NULL, *target = NULL;
+
+	(void)self;
+	if (!PyArg_UnpackTuple(args, "find_spec", 1, 3, &name, &path, &target))
+		return NULL;
+	if (!PyUnicode_Check(name))
+		Py_RETURN_NONE;
+	for (size_t i = 0; i < sizeof(pyhost_guarded) /
+	    sizeof(pyhost_guarded[0]); i++) {
+		if (PyUnicode_CompareWithASCIIString(name, pyhost_guarded[i])
+		    == 0) {
+			pyhost_import_in_main(pyhost_guarded[i]);
+			break;
+		}
+	}
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef pyhost_guard_methods[] = {
+	{"find_spec", pyhost_guard_find_spec, METH_VARARGS,
+	    "lodge's leak guard: has the main interpreter import a leaky "
+	    "single-phase-init extension first; never finds anything."},
+	{NULL, NULL, 0, NULL},
+};
+
+/* Puts the guard's finder first in the current sub-interpreter's
+ * sys.meta_path.  A module object serves as the finder: importlib only
+ * looks up its find_spec.  -1 with a Python error set. */
+static int pyhost_guard_install(void)
+{
+	PyObject *finder = PyModule_New("_lodge_leak_guard");
+	PyObject *meta_path = PySys_GetObject("meta_path"); /* borrowed */
+	int rc = -1;
+
+	if (finder == NULL)
+		return -1;
+	if (meta_path == NULL || !PyList_Check(meta_path))
+		PyErr_SetString(PyExc_RuntimeError, "sys.meta_path is not a list");
+	else if (PyModule_AddFunctions(finder, pyhost_guard_methods) == 0 &&
+	    PyList_Insert(meta_path, 0, finder) == 0)
+		rc = 0;
+	Py_DECREF(finder);
+	return rc;
+}
+
+/* Installs the guard in a new sub-interpreter (current, GIL held).  A
+ * failure costs only memory on reloads: it is logged, never fatal. */
+static void pyhost_guard(const struct app *app)
+{
+	if (pyhost_guard_install() == 0)
+		return;
+	PyErr_Clear();
+	log_warn("app %s: cannot install the import hook that keeps reloads "
+	    "from leaking; reloads of this interpreter may use more memory",
+	    app->name);
+}
 
 int pyhost_init(void)
 {
@@ -50,16 +158,8 @@ int pyhost_init(void)
 		goto fail;
 	PyConfig_Clear(&config);
 
-	/* EMBEDDING.md §3: single-phase-init extensions leak megabytes on
-	 * every sub-interpreter reload unless main imported them first.
-	 * Either may be missing; that is fine. */
-	PyRun_SimpleString(
-	    "for _m in ('_decimal', 'markupsafe._speedups'):\n"
-	    "    try:\n"
-	    "        __import__(_m)\n"
-	    "    except Exception:\n"
-	    "        pass\n"
-	    "del _m\n");
+	/* The leak guard's modules are imported in main on demand (see
+	 * pyhost_guarded), not here. */
 	wctx.main_ts = PyEval_SaveThread();
 	return 0;
 
@@ -114,6 +214,7 @@ struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts)
 		}
 		gen->owner = owner;
 		gen->interp = owner->interp;
+		pyhost_guard(app);
 	}
 	if (wsgi_prepare(gen, app->reason, sizeof(app->reason)) < 0) {
 		/* The interpreter never served: end it now (EMBEDDING.md
@@ -200,6 +301,7 @@ int pyhost_make_spare(struct app *app, PyThreadState **main_ts)
 		return -1;
 	}
 	gen->interp = gen->owner->interp;
+	pyhost_guard(app);
 	/* _lodge's types and bootstrap too: everything but the app. */
 	mod = PyImport_ImportModule("_lodge");
 	if (mod == NULL) {

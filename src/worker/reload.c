@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "stats.h"
 #include "util.h"
 
 #define RELOAD_MASK                                                       \
@@ -575,12 +576,15 @@ static void *reload_thread(void *arg)
 	pthread_cond_broadcast(&rl.ready_cond);
 	pthread_mutex_unlock(&rl.ready_lock);
 	for (;;) {
-		struct pollfd pfd[3] = {
+		/* poll skips a negative descriptor: no control socket, or
+		 * no channel to lodged. */
+		struct pollfd pfd[4] = {
 		    {.fd = rl.ifd, .events = POLLIN},
 		    {.fd = wctx.reload_efd, .events = POLLIN},
 		    {.fd = control_fd(), .events = POLLIN},
+		    {.fd = stats_fd(), .events = POLLIN},
 		};
-		int64_t now = util_now_ms(), next = now + 1000;
+		int64_t now = util_now_ms(), next = now + stats_tick();
 		bool waiting = false;
 		int i;
 
@@ -596,7 +600,7 @@ static void *reload_thread(void *arg)
 			next = now + RELOAD_DESTROY_POLL_MS;
 		if (atomic_load(&wctx.is_draining) && next > now + 20)
 			next = now + 20; /* hand over idle connections often */
-		poll(pfd, pfd[2].fd >= 0 ? 3 : 2, next > now ? (int)(next - now) : 0);
+		poll(pfd, 4, next > now ? (int)(next - now) : 0);
 		if (pfd[0].revents & POLLIN)
 			read_events();
 		if (pfd[1].revents & POLLIN) {
@@ -607,6 +611,8 @@ static void *reload_thread(void *arg)
 		}
 		if (pfd[2].fd >= 0 && (pfd[2].revents & POLLIN))
 			control_serve();
+		if (pfd[3].fd >= 0 && (pfd[3].revents & (POLLIN | POLLHUP)))
+			stats_readable();
 		now = util_now_ms();
 		for (i = 0; i < wctx.napps; i++) {
 			struct app *app = wctx.apps[i];

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "msg.h"
 #include "selfcheck.h"
+#include "stats.h"
 #include "util.h"
 
 struct worker_ctx wctx;
@@ -56,6 +57,7 @@ static void usage(FILE *f)
 	    "                    [--log-dir DIR] [--threads N] [--max-body SIZE]\n"
 	    "                    [--max-head SIZE] [--drain-timeout SECONDS]\n"
 	    "                    [--request-timeout SECONDS] [--router-fd N]\n"
+	    "                    [--lodged-fd N]\n"
 	    "\n"
 	    "Serves every app in DIR (DIR/NAME/wsgi.py, app.wsgi or lodge.ini),\n"
 	    "each in its own Python sub-interpreter.\n"
@@ -76,6 +78,8 @@ static void usage(FILE *f)
 	    "                       (0: never, the default)\n"
 	    "  --router-fd N        serve what lodge-router sends on the "
 	    "channel N\n"
+	    "  --lodged-fd N        report stats to lodged on the channel N, "
+	    "take its reloads\n"
 	    "  --version, --help\n",
 	    WORKER_MAX_THREADS);
 }
@@ -405,8 +409,10 @@ static struct app *route_front(struct conn *c, int *status_r)
 }
 
 /* Serves one parsed request.  Returns 0 if the connection may carry the
- * next one, -1 to close it, 1 if it was handed to another process. */
-static int serve_request(struct wthread *t, struct req *r)
+ * next one, -1 to close it, 1 if it was handed to another process;
+ * *app_r is the app it went to (NULL if none). */
+static int serve_request(struct wthread *t, struct req *r,
+    struct app **app_r)
 {
 	struct app_gen *gen;
 	struct app *app;
@@ -422,6 +428,7 @@ static int serve_request(struct wthread *t, struct req *r)
 	} else {
 		app = route(r, &status);
 	}
+	*app_r = app;
 	if (app == NULL) {
 		conn_send_error(r, status, r->keep_alive && r->body_done);
 		return r->keep_alive && r->body_done ? 0 : -1;
@@ -475,6 +482,8 @@ static void serve_conn(struct wthread *t, struct conn *c)
 	for (;;) {
 		const char *err = NULL;
 		int status = 400, rc;
+		struct app *app = NULL;
+		int64_t started;
 
 		switch (conn_read_head(c, r, wctx.max_head, wctx.max_body,
 		    &status, &err)) {
@@ -496,11 +505,14 @@ static void serve_conn(struct wthread *t, struct conn *c)
 			    c->is_unix ? "unix socket" : c->remote_addr, status,
 			    err ? err : "");
 			conn_send_error(r, status, false);
+			stats_end(NULL, status, stats_begin());
 			goto close;
 		case CONN_READ_HEAD:
 			break;
 		}
-		rc = serve_request(t, r);
+		started = stats_begin();
+		rc = serve_request(t, r, &app);
+		stats_end(app, rc > 0 ? STATS_HANDED : r->status, started);
 		if (rc > 0) {
 			/* Handed over: another process owns it now. */
 			atomic_fetch_sub(&wctx.busy, 1);
@@ -887,6 +899,8 @@ int main(int argc, char **argv)
 	    /* From lodged: the channel to lodge-router (front.c), and the
 	     * user's request_timeout. */
 	    {"router-fd", required_argument, NULL, 'R'},
+	    /* From lodged: the channel to lodged (stats.c). */
+	    {"lodged-fd", required_argument, NULL, 'D'},
 	    {"request-timeout", required_argument, NULL, 'T'},
 	    /* From lodged: prove the sandbox before any user code runs. */
 	    {"sandboxed", no_argument, NULL, 'S'},
@@ -898,6 +912,7 @@ int main(int argc, char **argv)
 	const char *listen_specs[WORKER_MAX_LISTEN];
 	int inherited[WORKER_MAX_LISTEN];
 	int nspecs = 0, ninherited = -1, handoff_fd = -1, router_fd = -1, opt;
+	int lodged_fd = -1;
 	int i;
 	int listenfds[WORKER_MAX_LISTEN], nlistenfd = 0;
 	bool is_sandboxed = false;
@@ -1006,6 +1021,14 @@ int main(int argc, char **argv)
 			    "seconds", &v) < 0)
 				return 2;
 			wctx.idle_exit_ms = (int64_t)v * 1000;
+			break;
+		case 'D':
+			lodged_fd = parse_fd(optarg);
+			if (lodged_fd < 0) {
+				fprintf(stderr, "lodge-worker: --lodged-fd: bad "
+				    "descriptor '%s'\n", optarg);
+				return 2;
+			}
 			break;
 		case 'R':
 			router_fd = parse_fd(optarg);
@@ -1153,6 +1176,12 @@ int main(int argc, char **argv)
 	if (router_fd >= 0 && wctx.app_process == NULL &&
 	    front_open(router_fd) < 0)
 		fatal("--router-fd %d: not a SEQPACKET socket", router_fd);
+	/* Before the watcher thread starts: it owns the channel from then
+	 * on.  An app's own process has no channel: what it serves is not
+	 * counted yet (docs/worker.md). */
+	if (lodged_fd >= 0 && wctx.app_process == NULL &&
+	    stats_open(lodged_fd) < 0)
+		fatal("--lodged-fd %d: not a SEQPACKET socket", lodged_fd);
 	if (pyhost_init() < 0)
 		return 1;
 	if (wctx.app_process != NULL)

@@ -133,6 +133,7 @@ struct app {
 	size_t nchanged;
 	bool changed_overflow;
 	int reloads_ok, reloads_failed;
+	atomic_ullong nrequests;  /* stats.c: requests answered for it */
 	/* A bare interpreter ready for the next reload (made after the
 	 * first one: an app being edited is likely to be edited again). */
 	struct app_gen *spare;

@@ -166,6 +166,37 @@ static const struct decode_row decode_rows[] = {
         "WORKER"),
     NAME_ROW("WORKER with a bad name", MSG_WORKER, "\x07\0\0\0al ice", 1, -1,
         "WORKER"),
+    /* lodged ⇄ worker: RELOAD_APP (STATS has rows of its own below). */
+    NAME_ROW("RELOAD_APP", MSG_RELOAD_APP, "blog", 0, 0, NULL),
+    NAME_ROW("RELOAD_APP: every allowed kind", MSG_RELOAD_APP,
+        "My.app_2-x", 0, 0, NULL),
+    NAME_ROW("RELOAD_APP: 64 bytes", MSG_RELOAD_APP,
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_-", 0,
+        0, NULL),
+    NAME_ROW("RELOAD_APP: 65 bytes", MSG_RELOAD_APP,
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_-x",
+        0, -1, "app name"),
+    NAME_ROW("RELOAD_APP: empty", MSG_RELOAD_APP, "", 0, -1, "app name"),
+    NAME_ROW("RELOAD_APP: with a descriptor", MSG_RELOAD_APP, "blog", 1, -1,
+        "app name"),
+    NAME_ROW("RELOAD_APP: slash", MSG_RELOAD_APP, "../blog", 0, -1,
+        "app name"),
+    NAME_ROW("RELOAD_APP: leading dot", MSG_RELOAD_APP, ".blog", 0, -1,
+        "app name"),
+    NAME_ROW("RELOAD_APP: leading dash", MSG_RELOAD_APP, "-blog", 0, -1,
+        "app name"),
+    NAME_ROW("RELOAD_APP: trailing NUL", MSG_RELOAD_APP, "blog\0", 0, -1,
+        "app name"),
+    NAME_ROW("RELOAD_APP: space", MSG_RELOAD_APP, "my blog", 0, -1,
+        "app name"),
+    NAME_ROW("RELOAD_APP: newline", MSG_RELOAD_APP, "blog\n", 0, -1,
+        "app name"),
+    NAME_ROW("RELOAD_APP: high byte", MSG_RELOAD_APP, "caf\xc3\xa9", 0, -1,
+        "app name"),
+    BAD_ROW("STATS empty", MSG_STATS, 0, 0, 0, "STATS"),
+    BAD_ROW("STATS shorter than its record", MSG_STATS,
+        sizeof(struct msg_stats) - 1, sizeof(struct msg_stats) - 1, 0,
+        "STATS"),
 };
 
 static void test_decode_row(void **state)
@@ -918,11 +949,287 @@ static void test_front_bad_row(void **state)
 	free(p);
 }
 
+/* ---------------------------------------------------------------------- */
+/* MSG_STATS: msg_decode's size rule, then msg_stats_decode                */
+/* ---------------------------------------------------------------------- */
+
+/* What a row changes in an otherwise good STATS of napps apps. */
+enum stats_change {
+	SC_NONE = 0,
+	SC_PAD,            /* the record's pad is not zero */
+	SC_SERVED,         /* served is not the sum of the buckets */
+	SC_WRAP,           /* buckets whose sum wraps around to served */
+	SC_NAME_NO_NUL,    /* an app name fills its field */
+	SC_NAME_EMPTY,
+	SC_NAME_SLASH,
+	SC_NAME_DOT,       /* a leading dot */
+	SC_NAME_65,        /* 65 bytes: fits the field, not the rule */
+	SC_NAME_64,        /* 64 bytes: good */
+	SC_NAME_JUNK,      /* a byte after the NUL */
+	SC_REASON_NO_NUL,  /* the reason fills its field */
+	SC_REASON_CTRL,    /* a newline in the reason */
+	SC_REASON_HIGH,    /* a byte above 0x7e */
+	SC_REASON_JUNK,    /* a byte after the NUL */
+	SC_REASON_199,     /* the longest reason: good */
+	SC_MODE,           /* mode 2 */
+	SC_STATE,          /* state 2 */
+	SC_LAST_OK,        /* is_last_ok 2 */
+	SC_APP_PAD,
+	SC_WHEN,           /* a negative reload time */
+	SC_NAPPS_MORE,     /* napps says one more app than present */
+	SC_NAPPS_LESS,     /* napps says one fewer */
+	SC_NAPPS_MAX,      /* napps 257 (with 257 records) */
+	SC_TAIL,           /* one byte after the last app */
+	SC_FD,             /* with a descriptor */
+};
+
+struct stats_row {
+	const char *name;
+	uint32_t napps;
+	enum stats_change change;
+	const char *decode_err; /* msg_decode refuses, with this word */
+	const char *stats_err;  /* msg_stats_decode refuses, with this word */
+};
+
+static const struct stats_row stats_rows[] = {
+    {"STATS: no app", 0, SC_NONE, NULL, NULL},
+    {"STATS: one app", 1, SC_NONE, NULL, NULL},
+    {"STATS: three apps", 3, SC_NONE, NULL, NULL},
+    {"STATS: 256 apps", MSG_STATS_MAX_APPS, SC_NONE, NULL, NULL},
+    {"STATS: a 64-byte app name", 1, SC_NAME_64, NULL, NULL},
+    {"STATS: a 199-byte reason", 2, SC_REASON_199, NULL, NULL},
+    {"STATS: 257 apps", MSG_STATS_MAX_APPS + 1, SC_NAPPS_MAX, "STATS", NULL},
+    {"STATS: napps one too many", 2, SC_NAPPS_MORE, "STATS", NULL},
+    {"STATS: napps one too few", 2, SC_NAPPS_LESS, "STATS", NULL},
+    {"STATS: a byte after the apps", 1, SC_TAIL, "STATS", NULL},
+    {"STATS: with a descriptor", 1, SC_FD, "STATS", NULL},
+    {"STATS: nonzero pad", 1, SC_PAD, NULL, "pad"},
+    {"STATS: served not the sum of the buckets", 1, SC_SERVED, NULL,
+        "served"},
+    {"STATS: buckets that wrap around", 0, SC_WRAP, NULL, "overflow"},
+    {"STATS: app name without its NUL", 1, SC_NAME_NO_NUL, NULL, "name"},
+    {"STATS: empty app name", 2, SC_NAME_EMPTY, NULL, "name"},
+    {"STATS: app name with a slash", 1, SC_NAME_SLASH, NULL, "name"},
+    {"STATS: app name with a leading dot", 1, SC_NAME_DOT, NULL, "name"},
+    {"STATS: 65-byte app name", 1, SC_NAME_65, NULL, "name"},
+    {"STATS: junk after an app name's NUL", 1, SC_NAME_JUNK, NULL, "name"},
+    {"STATS: reason without its NUL", 1, SC_REASON_NO_NUL, NULL, "reason"},
+    {"STATS: newline in a reason", 3, SC_REASON_CTRL, NULL, "reason"},
+    {"STATS: high byte in a reason", 1, SC_REASON_HIGH, NULL, "reason"},
+    {"STATS: junk after a reason's NUL", 1, SC_REASON_JUNK, NULL, "reason"},
+    {"STATS: unknown mode", 1, SC_MODE, NULL, "app record"},
+    {"STATS: unknown state", 1, SC_STATE, NULL, "app record"},
+    {"STATS: is_last_ok 2", 1, SC_LAST_OK, NULL, "app record"},
+    {"STATS: nonzero app pad", 1, SC_APP_PAD, NULL, "app record"},
+    {"STATS: negative reload time", 1, SC_WHEN, NULL, "app record"},
+};
+
+/* A good STATS of napps apps (the payload, malloc'd; *len_r its size). */
+static uint8_t *stats_build(uint32_t napps, size_t *len_r)
+{
+	struct msg_stats st = {.pid = 42, .napps = napps, .inflight = 3};
+	size_t len = sizeof(st) + napps * sizeof(struct msg_stats_app);
+	uint8_t *p = calloc(1, len);
+
+	assert_non_null(p);
+	for (int i = 0; i < MSG_STATS_NBUCKETS; i++) {
+		st.buckets[i] = (uint64_t)i * 3;
+		st.served += st.buckets[i];
+	}
+	st.status[1] = st.served - 2;
+	st.status[3] = 2;
+	st.latency_sum_us = 123456;
+	memcpy(p, &st, sizeof(st));
+	for (uint32_t i = 0; i < napps; i++) {
+		struct msg_stats_app a = {
+		    .mode = i % 2, .state = 0, .is_last_ok = 1, .version = i + 1,
+		    .last_reload_ms = 1700000000000LL + i, .reloads_ok = i,
+		    .reloads_failed = 1, .requests = 100 + i};
+
+		snprintf(a.name, sizeof(a.name), "app%u", i);
+		snprintf(a.reason, sizeof(a.reason), "SyntaxError: invalid "
+		    "syntax (wsgi.py, line %u)", i);
+		memcpy(p + sizeof(st) + i * sizeof(a), &a, sizeof(a));
+	}
+	*len_r = len;
+	return p;
+}
+
+static void stats_change(const struct stats_row *row, uint8_t *p, size_t *len)
+{
+	struct msg_stats st;
+	struct msg_stats_app a;
+	uint8_t *last = p + sizeof(st) +
+	    (row->napps > 0 ? row->napps - 1 : 0) * sizeof(a);
+
+	memcpy(&st, p, sizeof(st));
+	if (row->napps > 0)
+		memcpy(&a, last, sizeof(a));
+	switch (row->change) {
+	case SC_NONE:
+	case SC_FD:
+	case SC_NAPPS_MAX:
+		break;
+	case SC_PAD:
+		st.pad = 1;
+		break;
+	case SC_SERVED:
+		st.served++;
+		break;
+	case SC_WRAP:
+		st.buckets[0] = UINT64_MAX;
+		st.buckets[1] = 2;
+		st.served = 1 + (st.served - 3);
+		break;
+	case SC_NAME_NO_NUL:
+		memset(a.name, 'a', sizeof(a.name));
+		break;
+	case SC_NAME_EMPTY:
+		memset(a.name, 0, sizeof(a.name));
+		break;
+	case SC_NAME_SLASH:
+		memcpy(a.name, "a/b", 4);
+		break;
+	case SC_NAME_DOT:
+		memcpy(a.name, ".blog", 6);
+		break;
+	case SC_NAME_65:
+		memset(a.name, 'x', 65);
+		break;
+	case SC_NAME_64:
+		memset(a.name, 'x', 64);
+		break;
+	case SC_NAME_JUNK:
+		a.name[sizeof(a.name) - 1] = 'z';
+		break;
+	case SC_REASON_NO_NUL:
+		memset(a.reason, 'r', sizeof(a.reason));
+		break;
+	case SC_REASON_CTRL:
+		a.reason[3] = '\n';
+		break;
+	case SC_REASON_HIGH:
+		a.reason[0] = (char)0xc3;
+		break;
+	case SC_REASON_JUNK:
+		a.reason[sizeof(a.reason) - 1] = 'z';
+		break;
+	case SC_REASON_199:
+		memset(a.reason, '~', sizeof(a.reason) - 1);
+		break;
+	case SC_MODE:
+		a.mode = 2;
+		break;
+	case SC_STATE:
+		a.state = 2;
+		break;
+	case SC_LAST_OK:
+		a.is_last_ok = 2;
+		break;
+	case SC_APP_PAD:
+		a.pad = 1;
+		break;
+	case SC_WHEN:
+		a.last_reload_ms = -1;
+		break;
+	case SC_NAPPS_MORE:
+		st.napps++;
+		break;
+	case SC_NAPPS_LESS:
+		st.napps--;
+		break;
+	case SC_TAIL:
+		(*len)++;
+		break;
+	}
+	memcpy(p, &st, sizeof(st));
+	if (row->napps > 0)
+		memcpy(last, &a, sizeof(a));
+}
+
+static void test_stats_row(void **state)
+{
+	const struct stats_row *row = *state;
+	static struct msg_stats_app apps[MSG_STATS_MAX_APPS];
+	struct msg_stats st;
+	struct msg m = {.fd = -1};
+	const char *err = NULL;
+	size_t len;
+	uint8_t *p = stats_build(row->napps, &len), *buf;
+	int rc;
+
+	stats_change(row, p, &len);
+	/* An exact copy, header first: a read past the end is seen. */
+	buf = calloc(1, HDR + len);
+	assert_non_null(buf);
+	memcpy(buf, &(struct msg_hdr){.type = MSG_STATS, .len = (uint32_t)len},
+	    HDR);
+	memcpy(buf + HDR, p, len - (row->change == SC_TAIL));
+	rc = msg_decode(buf, HDR + len, row->change == SC_FD, &m, &err);
+	if (row->decode_err != NULL) {
+		if (rc != -1 || strstr(err, row->decode_err) == NULL)
+			fail_msg("case \"%s\": msg_decode returned %d (%s)",
+			    row->name, rc, err ? err : "no error");
+		goto out;
+	}
+	if (rc != 0)
+		fail_msg("case \"%s\": msg_decode refused: %s", row->name, err);
+	rc = msg_stats_decode(&m, &st, apps, &err);
+	if (row->stats_err != NULL) {
+		if (rc != -1 || strstr(err, row->stats_err) == NULL)
+			fail_msg("case \"%s\": msg_stats_decode returned %d "
+			    "(%s), want an error with \"%s\"", row->name, rc,
+			    err ? err : "no error", row->stats_err);
+		goto out;
+	}
+	if (rc != 0)
+		fail_msg("case \"%s\": msg_stats_decode refused: %s", row->name,
+		    err);
+	/* What was accepted is exactly what was sent. */
+	assert_int_equal(st.pid, 42);
+	assert_int_equal(st.napps, row->napps);
+	assert_int_equal(st.inflight, 3);
+	assert_memory_equal(&st, p, sizeof(st));
+	for (uint32_t i = 0; i < row->napps; i++)
+		assert_memory_equal(&apps[i], p + sizeof(st) + i * sizeof(apps[0]),
+		    sizeof(apps[0]));
+	/* Without room for the apps, the record alone. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(msg_stats_decode(&m, &st, NULL, &err), 0);
+	assert_int_equal(st.napps, row->napps);
+out:
+	free(buf);
+	free(p);
+}
+
+/* msg_stats_decode checks its own sizes too: it may be given a message
+ * that did not come through msg_decode. */
+static void test_stats_sizes(void **state)
+{
+	struct msg_stats st;
+	const char *err = NULL;
+	size_t len;
+	uint8_t *p = stats_build(2, &len);
+	struct msg m = {.type = MSG_STATS, .payload = p, .len = len, .fd = -1};
+
+	(void)state;
+	assert_int_equal(msg_stats_decode(&m, &st, NULL, &err), 0);
+	m.len = len - 1;
+	assert_int_equal(msg_stats_decode(&m, &st, NULL, &err), -1);
+	m.len = sizeof(st) - 1;
+	assert_int_equal(msg_stats_decode(&m, &st, NULL, &err), -1);
+	m.len = len;
+	m.type = MSG_DONE;
+	assert_int_equal(msg_stats_decode(&m, &st, NULL, &err), -1);
+	free(p);
+}
+
 int main(void)
 {
 	struct CMUnitTest tests[NROWS(decode_rows) + NROWS(trip_rows) +
 	                        NROWS(garbage_rows) + NROWS(user_rows) +
-	                        NROWS(encode_rows) + NROWS(front_bad_rows) + 9];
+	                        NROWS(encode_rows) + NROWS(front_bad_rows) +
+	                        NROWS(stats_rows) + 10];
 	size_t n = 0;
 
 	for (size_t i = 0; i < NROWS(decode_rows); i++)
@@ -963,5 +1270,11 @@ int main(void)
 		tests[n++] = (struct CMUnitTest){.name = front_bad_rows[i].name,
 		    .test_func = test_front_bad_row,
 		    .initial_state = (void *)&front_bad_rows[i]};
+	for (size_t i = 0; i < NROWS(stats_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = stats_rows[i].name,
+		    .test_func = test_stats_row,
+		    .initial_state = (void *)&stats_rows[i]};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "STATS: sizes", .test_func = test_stats_sizes};
 	return _cmocka_run_group_tests("msg", tests, n, NULL, NULL);
 }

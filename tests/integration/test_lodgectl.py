@@ -38,12 +38,28 @@ GROUP = "lodgectl-adm"
 
 HELLO_APP = '''\
 import os
+import socket
 import time
 
 print("hello app imported")
 
+def garbage_to_lodged():
+    # What a taken-over app could do: write to the worker's channel to
+    # lodged (the only SOCK_SEQPACKET socket of a worker without a router).
+    for fd in range(3, 256):
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        if s.type == socket.SOCK_SEQPACKET:
+            # A STATS (type 13) of 3 bytes: far too short.
+            s.send(b"\\x0d\\x00\\x00\\x00\\x03\\x00\\x00\\x00abc")
+        s.close()
+
 def application(environ, start_response):
     qs = environ.get("QUERY_STRING", "")
+    if qs == "garbage-to-lodged":
+        garbage_to_lodged()
     if qs.startswith("sleep="):
         # Tells the test the request is in (the app's folder is visible
         # to root), then takes its time.
@@ -200,6 +216,26 @@ class LodgectlTest(unittest.TestCase):
                         self.host.read_log()[-3000:])
         return self.user_status(name)
 
+    def wait_reported(self, name):
+        """The user's status once its worker reported (apps known)."""
+        u = wait_for(lambda: (lambda u: u["apps"] is not None and
+                              u["workers"][0]["requests_served"] is not None
+                              and u)(self.user_status(name)))
+        self.assertTrue(u, self.host.read_log()[-3000:])
+        return u
+
+    def hello_app(self, name):
+        return {a["name"]: a for a in self.user_status(name)["apps"]
+                or []}.get("hello")
+
+    def wait_app(self, name, predicate, what):
+        """Waits until the hello app's record satisfies predicate."""
+        a = wait_for(lambda: (lambda a: a is not None and predicate(a)
+                              and a)(self.hello_app(name)))
+        self.assertTrue(a, "%s: %r\n%s" % (what, self.hello_app(name),
+                                           self.host.read_log()[-3000:]))
+        return a
+
     def log_dir(self, name):
         pw = pwd.getpwnam(name)
         d = os.path.join(pw.pw_dir, "logs", "lodge")
@@ -229,15 +265,23 @@ class LodgectlTest(unittest.TestCase):
                                        "draining"))
             self.assertEqual(u["processes"], 1)
             self.assertEqual(len(u["workers"]), 1)
-            # What only the workers know is there, as null, for now.
-            for key in ("apps", "requests_served", "requests_inflight",
-                        "queue_depth"):
-                self.assertIn(key, u)
-                self.assertIsNone(u[key])
+            # What the workers report: counted over lodged's life for
+            # the user; the router's queues are not reported (null).
+            for key in ("requests_served", "requests_inflight",
+                        "reloads_ok", "reloads_failed"):
+                self.assertIsInstance(u[key], int)
+            self.assertEqual(sorted(u["responses"]),
+                             ["1xx", "2xx", "3xx", "4xx", "5xx"])
+            self.assertIsNone(u["queue_depth"])
+            self.assertIn("apps", u)
+            self.assertTrue(u["apps"] is None or
+                            isinstance(u["apps"], list), u["apps"])
             w = u["workers"][0]
+            # A worker's own counts: null until it reported.
             for key in ("requests_served", "requests_inflight"):
                 self.assertIn(key, w)
-                self.assertIsNone(w[key])
+                if w["pid"] is None:
+                    self.assertIsNone(w[key])
             # The overview leaves out the detail.
             self.assertNotIn("limits", u)
 
@@ -276,6 +320,7 @@ class LodgectlTest(unittest.TestCase):
 
     def test_status_text(self):
         self.ensure_running(A)
+        self.wait_reported(A)
         for args in ((), ("status",)):
             rc, out, err = self.ctl(*args)
             self.assertEqual(rc, 0, err)
@@ -283,10 +328,13 @@ class LodgectlTest(unittest.TestCase):
             self.assertIn("router: none", out)
             self.assertRegex(out, r"\nUSER +STATE +W +PID +UPTIME +RSS +CPU "
                                   r"+REQS +INFL +RESTARTS +CRASHES +NOTE\n")
-            # A running worker's row: requests are "-" (unknown yet).
+            # A running worker's row, with the requests it reported.
             self.assertRegex(out, r"\n%s +running +0 +\d+ +\S+ +[0-9.]+[KMG] "
-                                  r"+[0-9.]+s +- +- +\d+ +\d+\n" % A)
-            self.assertIn("\napps: - (not reported", out)
+                                  r"+[0-9.]+s +\d+ +\d+ +\d+ +\d+\n" % A)
+            # The apps table: the app, its mode, version and state.
+            self.assertRegex(out, r"\nUSER +APP +MODE +VERSION +STATE +"
+                                  r"LAST RELOAD\n")
+            self.assertRegex(out, r"\n%s +hello +sub +\d+ +ok +" % A)
 
     def test_status_unknown_user(self):
         rc, out, err = self.ctl("status", "nosuchuser")
@@ -400,13 +448,81 @@ class LodgectlTest(unittest.TestCase):
         status, text = http_get(sock)
         self.assertEqual(status, 200)
 
-    def test_reload_app_not_yet(self):
+    def test_reload_app(self):
+        self.ensure_running(A)
+        before = self.wait_reported(A)
+        hello = self.wait_app(A, lambda a: a["state"] == "ok", "serving")
+        ok_before = before["reloads_ok"]
         rc, out, err = self.ctl("reload", A + "/hello")
-        self.assertEqual(rc, 1)
-        self.assertIn("not possible from lodged yet", err)
-        self.assertIn("restart.txt", err)
-        body = self.ctl_json("reload", A + "/hello", expect=1)
-        self.assertEqual(body["error"]["kind"], "notyet")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("%s/hello: reload asked of 1 worker(s)" % A, out)
+        a = self.wait_app(A, lambda a: a["version"] > hello["version"],
+                          "a new version")
+        self.assertEqual(a["last_reload"]["ok"], True)
+        self.assertEqual(a["reloads_ok"], hello["reloads_ok"] + 1)
+        self.assertLessEqual(abs(a["last_reload"]["when"] - time.time()), 60)
+        self.assertEqual(self.user_status(A)["reloads_ok"], ok_before + 1)
+        body = self.ctl_json("reload", A + "/hello")
+        self.assertEqual((body["user"], body["app"], body["workers"]),
+                         (A, "hello", 1))
+        # An app the worker does not have.
+        rc, out, err = self.ctl("reload", A + "/nosuch")
+        self.assertEqual(rc, 5)
+        self.assertIn("has no app named 'nosuch'", err)
+        body = self.ctl_json("reload", A + "/nosuch", expect=5)
+        self.assertEqual(body["error"]["kind"], "nofile")
+
+    def test_app_reload_shows_version_and_failure(self):
+        """Editing the app: a new version, ok; a syntax error: failed with
+        its reason, and the old version keeps serving."""
+        self.ensure_running(A)
+        self.wait_reported(A)
+        hello = self.wait_app(A, lambda a: a["state"] == "ok", "serving")
+        self.assertEqual(hello["mode"], "sub")
+        path = os.path.join(self.host.home(A), "apps", "hello", "wsgi.py")
+        sock = os.path.join(self.host.socket_dir, A + ".sock")
+        try:
+            self.host.install_app(A, "hello", HELLO_APP + "\n# edited\n")
+            edited = self.wait_app(
+                A, lambda a: a["version"] > hello["version"] and
+                a["last_reload"] is not None and a["last_reload"]["ok"],
+                "the edit reloaded")
+            self.host.install_app(A, "hello",
+                                  HELLO_APP + "\ndef broken(:\n")
+            failed = self.wait_app(
+                A, lambda a: a["reloads_failed"] > edited["reloads_failed"],
+                "the syntax error reported")
+            self.assertFalse(failed["last_reload"]["ok"])
+            self.assertIn("SyntaxError", failed["last_reload"]["reason"])
+            self.assertEqual(failed["version"], edited["version"])
+            self.assertEqual(failed["state"], "ok")
+            self.assertEqual(http_get(sock)[0], 200)
+            rc, out, err = self.ctl("status", A)
+            self.assertEqual(rc, 0, err)
+            self.assertRegex(out, r"\n%s +hello +sub +%d +ok +FAILED \S+ "
+                                  r"ago: .*SyntaxError" % (A, edited["version"]))
+            self.assertGreaterEqual(self.user_status(A)["reloads_failed"], 1)
+        finally:
+            self.host.install_app(A, "hello", HELLO_APP)
+        self.wait_app(A, lambda a: a["last_reload"]["ok"], "restored")
+        self.assertEqual(http_get(sock)[0], 200)
+
+    def test_requests_counted(self):
+        self.ensure_running(A)
+        before = self.wait_reported(A)
+        sock = os.path.join(self.host.socket_dir, A + ".sock")
+        for _ in range(3):
+            self.assertEqual(http_get(sock)[0], 200)
+        u = wait_for(lambda: (lambda u: u["requests_served"] >=
+                              before["requests_served"] + 3 and u)(
+                                  self.user_status(A)))
+        self.assertTrue(u, self.user_status(A))
+        self.assertEqual(u["responses"]["2xx"] - before["responses"]["2xx"],
+                         u["requests_served"] - before["requests_served"])
+        self.assertGreaterEqual(u["workers"][0]["requests_served"], 3)
+        self.assertEqual(u["requests_inflight"], 0)
+        hello = [a for a in u["apps"] if a["name"] == "hello"][0]
+        self.assertGreaterEqual(hello["requests"], 3)
 
     def test_restart_while_stopped_is_refused(self):
         self.ctl_json("stop", B)
@@ -576,6 +692,52 @@ class LodgectlTest(unittest.TestCase):
         body = self.ctl_json("metrics")
         self.assertEqual(body["format"], "lodge metrics 1")
 
+    def test_metrics_requests(self):
+        self.ensure_running(A)
+        self.wait_reported(A)
+        sock = os.path.join(self.host.socket_dir, A + ".sock")
+        self.assertEqual(http_get(sock)[0], 200)
+        self.assertEqual(http_get(sock, target="/nosuch")[0], 200)
+        served = wait_for(lambda: self.user_status(A)["requests_served"] >= 2
+                          and self.user_status(A)["requests_served"])
+        self.assertTrue(served)
+        rc, out, err = self.ctl("metrics")
+        self.assertEqual(rc, 0, err)
+        types, samples = parse_prometheus(out)
+        self.assertEqual(types["lodge_requests_total"], "counter")
+        self.assertEqual(types["lodge_responses_total"], "counter")
+        self.assertEqual(types["lodge_request_duration_seconds"],
+                         "histogram")
+        self.assertEqual(types["lodge_app_reloads_total"], "counter")
+        by = {(n, tuple(sorted(l.items()))): v for n, l, v in samples}
+        total = by[("lodge_requests_total", (("user", A),))]
+        self.assertGreaterEqual(total, served)
+        self.assertIn(("lodge_requests_total", (("user", B),)), by)
+        classes = {l["class"]: v for n, l, v in samples
+                   if n == "lodge_responses_total" and l["user"] == A}
+        self.assertEqual(sorted(classes), ["1xx", "2xx", "3xx", "4xx",
+                                           "5xx"])
+        self.assertGreaterEqual(classes["2xx"], 2)
+        self.assertLessEqual(sum(classes.values()), total)
+        for user in (A, B):
+            buckets = [(l["le"], v) for n, l, v in samples
+                       if n == "lodge_request_duration_seconds_bucket"
+                       and l["user"] == user]
+            self.assertEqual(len(buckets), 13)
+            self.assertEqual(buckets[-1][0], "+Inf")
+            values = [v for _, v in buckets]
+            self.assertEqual(values, sorted(values))
+            count = by[("lodge_request_duration_seconds_count",
+                        (("user", user),))]
+            self.assertEqual(values[-1], count)
+            self.assertEqual(count, by[("lodge_requests_total",
+                                        (("user", user),))])
+        self.assertGreater(by[("lodge_request_duration_seconds_sum",
+                               (("user", A),))], 0)
+        for result in ("ok", "failed"):
+            self.assertIn(("lodge_app_reloads_total",
+                           (("result", result), ("user", A))), by)
+
     # -- who may ask ------------------------------------------------------------
 
     def test_socket_permissions(self):
@@ -626,6 +788,29 @@ class LodgectlTest(unittest.TestCase):
                 if not chunk:
                     return data.decode()
                 data += chunk
+
+    def test_worker_sending_garbage_is_killed(self):
+        """A worker whose channel to lodged carries garbage (here: its
+        app writes a malformed STATS on it) is killed as a crash."""
+        u = self.ensure_running(B)
+        old_init = u["workers"][0]["init_pid"]
+        crashes = u["crashes"]
+        mark = len(self.host.read_log())
+        sock = os.path.join(self.host.socket_dir, B + ".sock")
+        try:
+            http_get(sock, target="/?garbage-to-lodged")
+        except (OSError, IndexError, ValueError):
+            pass  # killed before it answered: fine
+        self.assertTrue(self.host.wait_log(
+            r"worker %s \(pid %d\): bad stats message \(.*\); killing it"
+            % (B, old_init), start=mark), self.host.read_log()[mark:])
+        self.assertTrue(wait_for(lambda: self.user_status(B)["crashes"]
+                                 == crashes + 1), self.user_status(B))
+        # Started again (start lifts the backoff), it serves.
+        self.ctl_json("start", B)
+        self.assertTrue(wait_for(lambda: self.user_status(B)["workers"][0]
+                                 ["pid"] is not None))
+        self.assertEqual(http_get(sock)[0], 200)
 
     def test_version_mismatch_from_lodgectl(self):
         reply = self.raw(b"LODGECTL 999 status")

@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -242,10 +243,116 @@ static void test_rows(void **state)
 	}
 }
 
+/* Applies prog in a child, calls call there; its errno (0: success). */
+static int errno_under(const struct seccomp_prog *prog, long (*call)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		long r;
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    seccomp_apply(prog) < 0)
+			_exit(250);
+		errno = 0;
+		r = call();
+		_exit(r < 0 ? (errno ? errno : 251) : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* getpid through syscall(2), which sets errno (glibc's getpid does not). */
+static long call_sys_getpid(void) { return syscall(SYS_getpid); }
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* seccomp_cache_get: the same bytes are compiled once; another mode, or
+ * an edit that keeps the size (one byte), is compiled again, and the new
+ * filter is the one returned; a broken or missing file fails. */
+static void test_cache(void **state)
+{
+	char dir[] = "/tmp/lodge-test-seccomp-XXXXXX", path[64], err[512];
+	struct seccomp_cache cache = {0};
+	const struct seccomp_prog *p1, *p2;
+	char *text, *line;
+	size_t len;
+
+	(void)state;
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 && errno == EINVAL)
+		skip(); /* the kernel has no seccomp */
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/worker.policy", dir);
+	if (policy_read(LODGE_POLICY_DIR "/default.policy", &text, &len, err,
+	    sizeof(err)) < 0)
+		fail_msg("%s", err);
+	write_file(path, text, len);
+
+	if (seccomp_cache_get(&cache, path, SPAWN_SECCOMP_ENFORCE, TELLTALE,
+	    &p1, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_int_equal(cache.compiles, 1);
+	assert_int_equal(errno_under(p1, call_sys_getpid), 0);
+	/* Rewritten with the same bytes: still the cached filter. */
+	write_file(path, text, len);
+	assert_int_equal(seccomp_cache_get(&cache, path, SPAWN_SECCOMP_ENFORCE,
+	    TELLTALE, &p2, err, sizeof(err)), 0);
+	assert_int_equal(cache.compiles, 1);
+	assert_ptr_equal(p1, p2);
+	/* Another mode or errno is another filter. */
+	assert_int_equal(seccomp_cache_get(&cache, path, SPAWN_SECCOMP_LOG,
+	    TELLTALE, &p2, err, sizeof(err)), 0);
+	assert_int_equal(cache.compiles, 2);
+	assert_int_equal(errno_under(p2, call_unlisted), EFAULT);
+	assert_int_equal(seccomp_cache_get(&cache, path, SPAWN_SECCOMP_ENFORCE,
+	    0, &p2, err, sizeof(err)), 0);
+	assert_int_equal(cache.compiles, 3);
+	assert_int_equal(errno_under(p2, call_unlisted), EPERM);
+
+	/* One byte: "allow getpid" becomes a comment.  Same size, and
+	 * maybe the same mtime: compiled again all the same. */
+	line = strstr(text, "\nallow getpid ");
+	assert_non_null(line);
+	line[1] = '#';
+	write_file(path, text, len);
+	assert_int_equal(seccomp_cache_get(&cache, path, SPAWN_SECCOMP_ENFORCE,
+	    TELLTALE, &p2, err, sizeof(err)), 0);
+	assert_int_equal(cache.compiles, 4);
+	assert_int_equal(errno_under(p2, call_sys_getpid), TELLTALE);
+
+	/* A broken policy fails (the cache is left as it was), and so
+	 * does a missing file. */
+	write_file(path, "allow getpid\n", 13);
+	assert_int_equal(seccomp_cache_get(&cache, path, SPAWN_SECCOMP_ENFORCE,
+	    TELLTALE, &p2, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "worker.policy:1:"));
+	assert_int_equal(cache.compiles, 4);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(seccomp_cache_get(&cache, path, SPAWN_SECCOMP_ENFORCE,
+	    TELLTALE, &p2, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, strerror(ENOENT)));
+
+	seccomp_cache_clear(&cache);
+	assert_null(cache.path);
+	free(text);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rows),
+	    cmocka_unit_test(test_cache),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

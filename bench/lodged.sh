@@ -22,13 +22,13 @@
 #      namespace's init; the init forwards nothing here, it just exits with
 #      the worker), then the script waits for lodged's "worker NAME (pid P):
 #      exited (idle or drained)" line and for no process of the user to be
-#      left in /proc.  Target: hello p50 <= 60 ms.  For comparison, the warm
+#      left in /proc.  Target: hello p50 <= 60 ms.
 #      Also printed, from the logs' millisecond timestamps, where a cold
 #      start goes (medians): connect -> lodged's "started" (sandboxed spawn
 #      up to exec) -> the worker's "sandbox self-check passed" -> "app ...:
 #      serving version" (Python start-up, app import) -> end of response.
-#      For comparison, the warm latency: WARM_REQUESTS requests to the running worker, each on a new
-#      connection, timed the same way.
+#      For comparison, the warm latency: WARM_REQUESTS requests to the
+#      running worker, each on a new connection, timed the same way.
 #   2. Memory: PSS (/proc/PID/smaps_rollup) of one idle worker with the hello
 #      app, running alone (after 21 requests and 1 s idle), summed over its
 #      2 processes (namespace init + lodge-worker); target <= 12 MB (checked

@@ -251,7 +251,7 @@ int seccomp_cache_get(struct seccomp_cache *cache, const char *path,
 		return -1;
 	if (cache->path != NULL && strcmp(cache->path, path) == 0 &&
 	    cache->mode == mode && cache->deny_errno == deny_errno &&
-	    cache->len == len) {
+	    cache->len == len && memcmp(cache->text, text, len) == 0) {
 		free(text);
 		*prog_r = &cache->prog;
 		return 0;

@@ -276,6 +276,16 @@ static uint32_t new_id(struct router *r)
 	}
 }
 
+static void head_read(struct router *r, struct conn *c);
+
+/*
+ * A new front connection, read at once: a front end (or a client) sends
+ * its head right after connecting, so it is usually here by the time we
+ * accept, and a connection whose head is complete is routed and handed
+ * over without ever entering the epoll set (no EPOLL_CTL_ADD, no wait
+ * for an event, no EPOLL_CTL_DEL).  Only one whose head is not all here
+ * yet is watched.
+ */
 static void conn_new(struct router *r, struct listener *l, int fd,
     const struct sockaddr_storage *ss)
 {
@@ -316,17 +326,20 @@ static void conn_new(struct router *r, struct listener *l, int fd,
 		    ntohs(s6->sin6_port));
 	}
 	strcpy(c->peer.listen_port, l->port);
-	if (router_poll(r, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP, &c->ev) <
-	    0) {
-		close(fd);
-		free(c);
-		return;
-	}
-	c->is_polled = true;
 	c->hash_next = r->conn_hash[c->id & (ROUTER_CONN_BUCKETS - 1)];
 	r->conn_hash[c->id & (ROUTER_CONN_BUCKETS - 1)] = c;
 	list_append(&r->heads, &c->timer);
 	r->nconns++;
+	head_read(r, c);
+	/* Routed, answered or closed: not ours to watch (any more). */
+	if (c->ev.kind != EV_CONN || c->state != CONN_HEAD || c->is_polled)
+		return;
+	if (router_poll(r, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP, &c->ev) <
+	    0) {
+		front_close(r, c);
+		return;
+	}
+	c->is_polled = true;
 }
 
 /*

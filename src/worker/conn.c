@@ -135,7 +135,7 @@ int conn_clock_expire(struct conn *c, int64_t now_ms, int64_t timeout_ms)
 	return st;
 }
 
-void conn_describe(struct conn *c)
+void conn_describe_local(struct conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -163,7 +163,14 @@ void conn_describe(struct conn *c)
 	}
 	c->remote_addr[0] = '\0';
 	c->remote_port[0] = '\0';
-	sl = sizeof(ss);
+}
+
+void conn_describe(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	conn_describe_local(c);
 	if (!c->is_unix &&
 	    getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET) {

@@ -64,6 +64,7 @@ struct conn {
 	int64_t idle_since;   /* monotonic ms of the last activity */
 	bool head_started;    /* some bytes of a head arrived */
 	bool is_passed;       /* sent to another process: close our copy only */
+	bool is_polled;       /* ever added to the epoll set (conn_arm) */
 	char remote_addr[64];
 	char remote_port[8];
 	char server_port[8];
@@ -163,6 +164,9 @@ int conn_clock_expire(struct conn *c, int64_t now_ms, int64_t timeout_ms);
 
 /* Fills the peer and local address fields from the socket. */
 void conn_describe(struct conn *c);
+/* Only the local ones (server name and port, is_unix), and empties the
+ * peer's: for a front connection, whose client the router names. */
+void conn_describe_local(struct conn *c);
 
 enum conn_read_result {
 	CONN_READ_HEAD = 1,   /* a complete head is parsed into r->http */

@@ -118,7 +118,7 @@ struct conn *front_conn_new(
 	static _Thread_local struct msg_front_view v;
 	struct conn_front *f;
 	struct conn *c;
-	int type = 0, one = 1;
+	int type = 0, one = 1, fl;
 	socklen_t tl = sizeof(type);
 
 	if (msg_front_decode(m, &v, errstr_r) < 0) {
@@ -152,12 +152,16 @@ struct conn *front_conn_new(
 	}
 	c->front = f;
 	/* The flag belongs to the open file, which the router shares: it
-	 * wants it non-blocking too. */
-	util_set_nonblock(c->fd, true);
+	 * wants it non-blocking too, and accepted it so (SOCK_NONBLOCK), so
+	 * this is usually one F_GETFL.  Anyone else gets it set. */
+	fl = fcntl(c->fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
 	/* The socket's own addresses are the defaults for what the router
 	 * left empty (SERVER_NAME, SERVER_PORT); the client is the one the
-	 * router names, never the socket's peer (the front end). */
-	conn_describe(c);
+	 * router names, never the socket's peer (the front end), so the
+	 * peer's address is not even asked for. */
+	conn_describe_local(c);
 	snprintf(c->remote_addr, sizeof(c->remote_addr), "%s",
 	    f->str[MSG_FRONT_REMOTE_ADDR]);
 	snprintf(c->remote_port, sizeof(c->remote_port), "%s",
@@ -213,19 +217,27 @@ void front_send_done(uint32_t id)
 		    strerror(errno));
 }
 
-int front_message(struct chan *ch, struct msg *m, const char **errstr_r)
+int front_message(struct chan *ch, struct msg *m, struct conn **serve_r,
+    const char **errstr_r)
 {
 	struct conn *c;
 	int expected;
 
+	*serve_r = NULL;
 	switch (m->type) {
 	case MSG_FRONT:
 		c = front_conn_new(m, true, errstr_r);
 		if (c == NULL)
 			return errno == EPROTO ? -1 : 0;
 		conn_register(c);
-		/* Its head is buffered: a free thread serves it at once. */
-		conn_arm(c, true, true);
+		/* Its head is buffered: the thread that read it serves it,
+		 * without a trip through the epoll set (an EPOLL_CTL_ADD, a
+		 * wake-up, an EPOLL_CTL_DEL).  Idle, like any connection
+		 * waiting for a thread: a drain may claim it meanwhile. */
+		pthread_mutex_lock(&wctx.conns_lock);
+		c->state = CONN_IDLE;
+		pthread_mutex_unlock(&wctx.conns_lock);
+		*serve_r = c;
 		return 0;
 	case MSG_DRAIN:
 		/* The answer to our DRAIN: the router sends nothing more. */

@@ -159,7 +159,7 @@ static int front_received(struct msg *m, const char **errstr_r)
 	return 0;
 }
 
-void chan_readable(struct chan *ch)
+struct conn *chan_readable(struct chan *ch)
 {
 	static _Thread_local uint8_t *buf;
 	struct epoll_event ev = {
@@ -167,6 +167,7 @@ void chan_readable(struct chan *ch)
 	    .data.ptr = ch,
 	};
 	const char *bad = NULL;
+	struct conn *serve = NULL;
 
 	if (buf == NULL) {
 		buf = malloc(sizeof(struct msg_hdr) + MSG_MAX_PAYLOAD);
@@ -187,10 +188,15 @@ void chan_readable(struct chan *ch)
 			goto closed;
 		}
 		if (ch->is_router) {
-			if (front_message(ch, &m, &err) < 0) {
+			if (front_message(ch, &m, &serve, &err) < 0) {
 				bad = err;
 				goto closed;
 			}
+			/* We serve this one: the channel goes back to the
+			 * epoll set first, so another thread takes the
+			 * next FRONT meanwhile. */
+			if (serve != NULL)
+				break;
 			continue;
 		}
 		switch (m.type) {
@@ -244,11 +250,11 @@ rearm:
 	/* Fails once the channel was handed to a successor (front.c): then
 	 * it is meant to stay out of our epoll set. */
 	epoll_ctl(wctx.epfd, EPOLL_CTL_MOD, ch->fd, &ev);
-	return;
+	return serve;
 closed:
 	if (ch->is_router) {
 		front_closed(ch, bad);
-		return;
+		return NULL;
 	}
 	if (bad != NULL)
 		log_warn("handoff: a peer process sent a bad message (%s); "
@@ -266,6 +272,7 @@ closed:
 	/* The predecessor's channel closes when it exits: nothing to do.
 	 * The descriptor stays open (harmless) so that no other thread
 	 * can be handed a reused number by mistake. */
+	return NULL;
 }
 
 pid_t handoff_spawn(const char *const *extra, const int *keep, int nkeep,

@@ -24,6 +24,30 @@
 #endif
 
 /*
+ * On 3.11, the main interpreter of a worker that routes (not an app's own
+ * process, --app-process) skips site.  That main interpreter runs no app
+ * code, and site's work there (dist-packages on sys.path, every .pth file,
+ * sitecustomize) took 4-6 ms of each cold start for nothing.  The apps'
+ * interpreters must still run site exactly as before (Debian's
+ * dist-packages, a venv's .pth files, sys.flags.no_site 0 for subprocess
+ * and multiprocessing, exit() and help()), and Py_NewInterpreter copies
+ * the PyConfig of the interpreter it is called from, site_import included.
+ * So main starts with site_import 0 and then gets site_import 1 written
+ * into its own PyConfig: every interpreter made from it runs site as
+ * usual.  The field is written in place on purpose: the private
+ * _PyInterpreterState_SetConfig would re-read the whole configuration,
+ * which recomputes the process-wide path configuration and leaves
+ * sys._stdlib_dir empty in later interpreters.  Other versions keep site
+ * in main (no measurement says the trick is right there).
+ * tests/integration/test_pyhost.py checks what an app sees.
+ */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define PYHOST_MAIN_SKIPS_SITE 1
+#else
+#define PYHOST_MAIN_SKIPS_SITE 0
+#endif
+
+/*
  * The leak guard (EMBEDDING.md §3, §5 item 5).  On 3.11 a single-phase-init
  * extension that a sub-interpreter imports first is initialised again in
  * every later interpreter, leaking what its C statics held (megabytes per
@@ -36,12 +60,35 @@
  * sys.meta_path, a finder that never finds anything but, asked for one of
  * these names, has main import it before the usual finders load it in the
  * sub.  The order is the same as with an import at start-up (main first),
- * which is also what 3.13 does by itself (gh-117953).
+ * which is also what 3.13 does by itself (gh-117953).  importlib calls
+ * find_spec holding 3.11's import lock, which is the process's and
+ * re-entrant: main's import runs on the same thread, and other threads'
+ * imports wait for it (once per module and process).  An app that takes
+ * the finder out of sys.meta_path only loses the guard: its reloads leak
+ * as they did before the guard existed.
  */
 static const char *const pyhost_guarded[] = {
 	"_decimal",
 	"markupsafe._speedups",
 };
+
+/* Runs site in main (current, GIL held) unless it ran: the guarded
+ * modules may come from dist-packages (Debian's python3-markupsafe).
+ * site.main() is called by hand because main's sys.flags.no_site stays
+ * 1 when main skipped site at start (PYHOST_MAIN_SKIPS_SITE). */
+static void pyhost_main_site(void)
+{
+	PyObject *site, *res;
+
+	if (PyDict_GetItemString(PyImport_GetModuleDict(), "site") != NULL)
+		return;
+	site = PyImport_ImportModule("site");
+	res = site != NULL ? PyObject_CallMethod(site, "main", NULL) : NULL;
+	if (res == NULL)
+		PyErr_Clear();
+	Py_XDECREF(res);
+	Py_XDECREF(site);
+}
 
 /* Imports name in the main interpreter, from the calling thread, which
  * holds the GIL in a sub-interpreter; comes back to it.  Failures are
@@ -53,13 +100,14 @@ static void pyhost_import_in_main(const char *name)
 	PyObject *mod;
 
 	/* A thread state of its own: this thread may be a serving thread, the
-	 * watcher or a thread the app started, and only the first has a
-	 * main-interpreter state to spare.  It is never the thread's first
-	 * state, so the GILState slot stays where it was (§5 item 6). */
+	 * watcher or a thread the app started, and the last has no
+	 * main-interpreter state.  It is never the thread's first state, so
+	 * the GILState slot stays where it was (§5 item 6). */
 	ts = PyThreadState_New(PyInterpreterState_Main());
 	if (ts == NULL)
 		return;
 	PyThreadState_Swap(ts);
+	pyhost_main_site();
 	mod = PyImport_ImportModule(name);
 	if (mod == NULL)
 		PyErr_Clear();
@@ -134,15 +182,18 @@ int pyhost_init(void)
 {
 	PyConfig config;
 	PyStatus status;
+	bool is_lean_main = PYHOST_MAIN_SKIPS_SITE && wctx.app_process == NULL;
 
 	if (PyImport_AppendInittab("_lodge", wsgi_module_init) < 0) {
 		log_error("python: cannot register the _lodge module");
 		return -1;
 	}
 	PyConfig_InitIsolatedConfig(&config);
-	/* site stays on: dist-packages (Debian's Flask and friends) and a
-	 * venv's .pth files need it. */
-	config.site_import = 1;
+	/* site stays on in every interpreter that runs an app:
+	 * dist-packages (Debian's Flask and friends) and a venv's .pth files
+	 * need it.  A routing worker's main runs none (see
+	 * PYHOST_MAIN_SKIPS_SITE). */
+	config.site_import = is_lean_main ? 0 : 1;
 	config.install_signal_handlers = 0;
 	config.parse_argv = 0;
 	status = PyConfig_SetBytesString(&config, &config.executable,
@@ -157,6 +208,12 @@ int pyhost_init(void)
 	if (PyStatus_Exception(status))
 		goto fail;
 	PyConfig_Clear(&config);
+#if PYHOST_MAIN_SKIPS_SITE
+	/* From here on, interpreters made from main run site. */
+	if (is_lean_main)
+		((PyConfig *)_PyInterpreterState_GetConfig(
+		    PyInterpreterState_Main()))->site_import = 1;
+#endif
 
 	/* The leak guard's modules are imported in main on demand (see
 	 * pyhost_guarded), not here. */

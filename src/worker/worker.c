@@ -115,8 +115,9 @@ void conn_close(struct conn *c)
 	/* A descriptor passed to another process keeps the socket open
 	 * there, and an epoll registration lives as long as the socket, not
 	 * our descriptor: remove it, or stale events would point at freed
-	 * memory. */
-	epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	 * memory.  A front connection served at once was never added. */
+	if (c->is_polled)
+		epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (c->front != NULL) {
 		/* The router holds a copy of the descriptor until our DONE:
 		 * closing ours alone would leave the client waiting. */
@@ -141,6 +142,10 @@ void conn_arm(struct conn *c, bool is_new, bool pending)
 	    .data.ptr = c,
 	};
 
+	/* Before the call: once in the set, another thread may close it. */
+	if (!c->is_polled)
+		is_new = true; /* a front connection served at once */
+	c->is_polled = true;
 	pthread_mutex_lock(&wctx.conns_lock);
 	c->state = CONN_IDLE;
 	pthread_mutex_unlock(&wctx.conns_lock);
@@ -569,6 +574,16 @@ static void accept_all(int lfd)
 	}
 }
 
+/* An event that leads to a request now: a connection, or the router's
+ * channel (its FRONT is served by the thread that reads it). */
+static bool is_serving_event(const struct epoll_event *ev)
+{
+	enum ev_kind kind = *(enum ev_kind *)ev->data.ptr;
+
+	return kind == EV_CONN ||
+	    (kind == EV_CHAN && ((struct chan *)ev->data.ptr)->is_router);
+}
+
 static void *serve_thread(void *arg)
 {
 	struct wthread *t = arg;
@@ -588,7 +603,7 @@ static void *serve_thread(void *arg)
 		 * first lets it go. */
 		if (t->held_ts != NULL) {
 			n = epoll_wait(wctx.epfd, &ev, 1, 0);
-			if (n <= 0 || *(enum ev_kind *)ev.data.ptr != EV_CONN)
+			if (n <= 0 || !is_serving_event(&ev))
 				wsgi_gil_drop(t);
 		}
 		if (n <= 0)
@@ -618,9 +633,13 @@ static void *serve_thread(void *arg)
 		case EV_CONN:
 			serve_conn(t, ev.data.ptr);
 			break;
-		case EV_CHAN:
-			chan_readable(ev.data.ptr);
+		case EV_CHAN: {
+			struct conn *c = chan_readable(ev.data.ptr);
+
+			if (c != NULL)
+				serve_conn(t, c);
 			break;
+		}
 		}
 	}
 	return NULL;

@@ -287,8 +287,10 @@ void conn_register(struct conn *c);
 int conn_send(struct chan *ch, struct conn *c);
 /* Sends c's descriptor and bytes without closing anything. */
 int conn_send_fd(struct chan *ch, struct conn *c);
-/* A channel in the epoll set is readable (a serving thread). */
-void chan_readable(struct chan *ch);
+/* A channel in the epoll set is readable (a serving thread).  Returns a
+ * front connection for the calling thread to serve (serve_conn) at once,
+ * its head already here, or NULL. */
+struct conn *chan_readable(struct chan *ch);
 int chan_add(struct chan *ch);
 /* Starts a lodge-worker with extra arguments and the given descriptors
  * inherited; returns its pid and our end of a fresh channel. */
@@ -307,8 +309,11 @@ void replace_tick(void);
  * Takes fd.  0, or -1 if fd is not a SEQPACKET socket. */
 int front_open(int fd);
 /* A message on the router channel (a serving thread).  0, or -1 with
- * *errstr_r set: the router sent garbage, cut it off. */
-int front_message(struct chan *ch, struct msg *m, const char **errstr_r);
+ * *errstr_r set: the router sent garbage, cut it off.  A FRONT's
+ * connection is registered, idle and not in the epoll set, in *serve_r,
+ * for the caller to serve; else *serve_r is NULL. */
+int front_message(struct chan *ch, struct msg *m, struct conn **serve_r,
+    const char **errstr_r);
 /* The router channel closed (why NULL) or was cut off (why says why). */
 void front_closed(struct chan *ch, const char *why);
 /* A connection from a MSG_FRONT (router, predecessor or parent): takes

@@ -23,3 +23,11 @@ if(TARGET lodge-router)
     ENVIRONMENT "LODGE_ROUTER=$<TARGET_FILE:lodge-router>;LODGE_WORKER=$<TARGET_FILE:lodge-worker>;PYTHONDONTWRITEBYTECODE=1;${router_seccomp_env}"
     TIMEOUT 600)
 endif()
+# The router's accept path when a head is not there yet (read at once
+# after accept, epoll only for the slow ones).
+add_test(NAME integration/router_accept
+  COMMAND ${LODGE_PYTHON3} -m unittest -v test_router_accept
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/integration)
+set_tests_properties(integration/router_accept PROPERTIES LABELS integration
+  ENVIRONMENT "LODGE_ROUTER=$<TARGET_FILE:lodge-router>;LODGE_WORKER=$<TARGET_FILE:lodge-worker>;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 300)

@@ -148,8 +148,12 @@ class LeakGuardTest(unittest.TestCase):
 
     def reload(self, app, version):
         """Rewrites the app with VERSION = version; waits until served."""
-        self.w.write_file(os.path.join("apps", app, "wsgi.py"),
-                          GUARD_APP % version)
+        # Written aside and renamed in place, as an editor or a deploy
+        # does: a reload must never see a half-written file here (this
+        # test counts failed reloads).
+        path = self.w.write_file(os.path.join("apps", app, "wsgi.py.new"),
+                                 GUARD_APP % version)
+        os.rename(path, path[:-4])
         seen = []
 
         def served():

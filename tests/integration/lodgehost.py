@@ -135,8 +135,11 @@ class LodgeHost:
         return text
 
     def write_config(self, text):
-        with open(self.conf, "w") as f:
+        # Whole or not at all: a SIGHUP never finds a half-written file.
+        tmp = self.conf + ".new"
+        with open(tmp, "w") as f:
             f.write(text)
+        os.replace(tmp, self.conf)
 
     def start(self, extra="", sections="", ready="ready:"):
         self.write_config(self.config(extra, sections=sections))

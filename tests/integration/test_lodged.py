@@ -251,6 +251,25 @@ class LodgedTest(unittest.TestCase):
                       + "\n--- lodged log ---\n" + self.read_log())
         return found
 
+    def write_conf(self, text):
+        # Whole or not at all: lodged never reads a half-written file.
+        tmp = self.conf + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.conf)
+
+    def reconfigure(self, text, expect="loaded;"):
+        """Writes the config, sends SIGHUP and waits until lodged has
+        read it (one SIGHUP at a time: two sent back to back would fold
+        into one)."""
+        mark = len(self.read_log())
+        self.write_conf(text)
+        self.proc.send_signal(signal.SIGHUP)
+        if not wait_for(lambda: expect in self.read_log()[mark:]):
+            self.fail("lodged did not report %r after SIGHUP\n"
+                      "--- lodged log ---\n%s" % (expect, self.read_log()))
+        return mark
+
     def assert_serves_as(self, name):
         status, body = request(self.sock(name))
         self.assertEqual(status, 200, body)
@@ -334,11 +353,9 @@ class LodgedTest(unittest.TestCase):
 
     def test_07_sighup_bad_config_keeps_old(self):
         try:
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf.replace("threads = 2",
-                                               "threads = lots")
-                        + "bogus line\n")
-            self.proc.send_signal(signal.SIGHUP)
+            self.reconfigure(self.good_conf.replace("threads = 2",
+                                                    "threads = lots")
+                             + "bogus line\n", expect="not loaded;")
             self.assert_log(r"%s:10: threads: expected a number from 1 to "
                             r"256, got 'lots'" % re.escape(self.conf))
             self.assert_log(r"%s:\d+: 'bogus line': not a setting"
@@ -347,26 +364,21 @@ class LodgedTest(unittest.TestCase):
             self.assert_serves_as(USER_A)
             self.assertTrue(os.path.exists(self.sock(USER_B)))
         finally:
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf)
+            self.write_conf(self.good_conf)
 
     def test_08_sighup_removes_and_adds(self):
         # Drop USER_C (socket gone), add USER_D (socket appears), then
         # go back.
         conf = self.good_conf.replace(", %s\n" % USER_C, ", %s\n" % USER_D)
         try:
-            with open(self.conf, "w") as f:
-                f.write(conf)
-            self.proc.send_signal(signal.SIGHUP)
+            self.reconfigure(conf)
             self.assertTrue(wait_for(
                 lambda: os.path.exists(self.sock(USER_D))
                 and not os.path.exists(self.sock(USER_C))), self.read_log())
             self.assert_serves_as(USER_D)
             self.assert_serves_as(USER_A)
         finally:
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf)
-            self.proc.send_signal(signal.SIGHUP)
+            self.reconfigure(self.good_conf)
         self.assertTrue(wait_for(
             lambda: os.path.exists(self.sock(USER_C))
             and not os.path.exists(self.sock(USER_D))), self.read_log())
@@ -397,10 +409,8 @@ class LodgedTest(unittest.TestCase):
         self.assert_serves_as(USER_A)
         before = len(self.started_pids(USER_A))
         try:
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf.replace("processes = 2",
-                                               "processes = 1"))
-            self.proc.send_signal(signal.SIGHUP)
+            self.reconfigure(self.good_conf.replace("processes = 2",
+                                                    "processes = 1"))
             self.assert_log(r"user %s: settings changed; replacing its "
                             r"workers" % USER_A)
             self.assert_log(r"worker %s \(pid \d+\): stopped, exited with "
@@ -409,9 +419,7 @@ class LodgedTest(unittest.TestCase):
             self.assertTrue(wait_for(
                 lambda: len(self.started_pids(USER_A)) == before + 1))
         finally:
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf)
-            self.proc.send_signal(signal.SIGHUP)
+            self.reconfigure(self.good_conf)
 
     def test_10b_settings_change_with_pooled_connection(self):
         # A front end holds an idle keep-alive connection to alice's
@@ -427,13 +435,11 @@ class LodgedTest(unittest.TestCase):
         get = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
         pooled.sendall(get)
         self.assertIn(b" 200 ", pooled.recv(65536).split(b"\r\n")[0] + b" ")
-        mark = len(self.read_log())
         try:
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf.replace("threads = 2", "threads = 3"))
-            self.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(wait_for(lambda: "settings changed; replacing"
-                                     in self.read_log()[mark:]))
+            mark = self.reconfigure(self.good_conf.replace("threads = 2",
+                                                           "threads = 3"))
+            self.assertIn("user %s: settings changed; replacing" % USER_A,
+                          self.read_log()[mark:])
             t0 = time.monotonic()
             self.assert_serves_as(USER_A)
             self.assertLess(time.monotonic() - t0, 5.0,
@@ -449,10 +455,7 @@ class LodgedTest(unittest.TestCase):
             self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
             self.assertIn(b"connection: close", data.lower())
         finally:
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf)
-            self.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: self.read_log()[mark:].count("loaded;") >= 2)
+            self.reconfigure(self.good_conf)
 
     def test_11_path_not_a_socket(self):
         # A regular file where a new user's socket would go is left alone
@@ -463,21 +466,13 @@ class LodgedTest(unittest.TestCase):
         conf = self.good_conf.replace(", %s\n" % USER_C,
                                       ", %s %s\n" % (USER_C, USER_D))
         try:
-            with open(self.conf, "w") as f:
-                f.write(conf)
-            self.proc.send_signal(signal.SIGHUP)
+            self.reconfigure(conf)
             self.assert_log(r"socket %s: exists and is not a socket"
                             % re.escape(path))
             self.assertTrue(stat.S_ISREG(os.lstat(path).st_mode))
             self.assert_serves_as(USER_A)
         finally:
-            loads = self.read_log().count("loaded; 3 user")
-            with open(self.conf, "w") as f:
-                f.write(self.good_conf)
-            self.proc.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(
-            lambda: self.read_log().count("loaded; 3 user") > loads),
-            self.read_log())
+            self.reconfigure(self.good_conf, expect="loaded; 3 user")
         self.assertTrue(stat.S_ISREG(os.lstat(path).st_mode))
         os.unlink(path)
 

@@ -7,7 +7,8 @@
  * of the input is also read as a FRONT payload directly and as a user
  * name, so the fuzzer reaches those checks without building a header.
  * A STATS it accepts goes on to msg_stats_decode, whose accepted apps
- * must obey the strings' rules.
+ * must obey the strings' rules; a QUEUES to msg_queues_decode, whose
+ * accepted users must have valid names.
  *
  * Properties, besides the sanitizers' checks:
  *   - a decoded message's payload is the datagram's, and each type's
@@ -110,6 +111,27 @@ static void check_stats(const struct msg *m)
 	}
 }
 
+static void check_queues(const struct msg *m)
+{
+	static struct msg_queue_user users[MSG_QUEUES_MAX_USERS];
+	struct msg_queues q;
+	const char *errstr = NULL;
+
+	if (msg_queues_decode(m, &q, users, &errstr) < 0) {
+		CHECK(errstr != NULL);
+		return;
+	}
+	CHECK(q.nusers <= MSG_QUEUES_MAX_USERS);
+	CHECK(m->len == sizeof(q) + q.nusers * sizeof(users[0]));
+	CHECK((q.flags & ~MSG_QUEUES_FIRST) == 0);
+	for (uint32_t i = 0; i < q.nusers; i++) {
+		size_t nl = strnlen(users[i].name, sizeof(users[i].name));
+
+		CHECK(nl < sizeof(users[i].name) && users[i].pad == 0);
+		CHECK(msg_user_check((const uint8_t *)users[i].name, nl) == 0);
+	}
+}
+
 static void check_decoded(
     const uint8_t *buf, size_t n, int has_fd, const struct msg *m)
 {
@@ -150,6 +172,10 @@ static void check_decoded(
 		break;
 	case MSG_RELOAD_APP:
 		CHECK(!has_fd && msg_app_check(m->payload, m->len) == 0);
+		break;
+	case MSG_QUEUES:
+		CHECK(!has_fd && m->len >= sizeof(struct msg_queues));
+		check_queues(m);
 		break;
 	case MSG_WORKER:
 		CHECK(has_fd && m->len > sizeof(struct msg_worker));

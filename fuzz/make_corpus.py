@@ -21,8 +21,8 @@ import sys
 # proto.h, in enum order.
 (MSG_HELLO, MSG_READY, MSG_CONN, MSG_DRAIN, MSG_RELOAD, MSG_FRONT, MSG_DONE,
  MSG_START, MSG_WORKER, MSG_NOUSER, MSG_FAILED, MSG_BADPEER) = range(1, 13)
-MSG_STATS, MSG_RELOAD_APP = 13, 14
-LODGE_PROTO_VERSION = 2
+MSG_STATS, MSG_RELOAD_APP, MSG_QUEUES = 13, 14, 15
+LODGE_PROTO_VERSION = 3
 
 
 def http_seeds():
@@ -167,6 +167,16 @@ def stats_payload(apps):
     return rec
 
 
+def queues_payload(users):
+    """A MSG_QUEUES payload (proto.h's struct msg_queues and
+    struct msg_queue_user) for users: [(name, queued)]."""
+    rec = struct.pack("=II9Q", len(users), 1, 2, 1, 0, 0, 0, 0, 0, 0, 0)
+    for name, queued in users:
+        rec += struct.pack("=40sII9Q", name, queued, 0,
+                           0, 0, 0, 0, 0, 1, 3, 1, 0)
+    return rec
+
+
 def msg_seeds():
     head = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     strs = [b"blog", b"192.0.2.7", b"53412", b"blog.example.com", b"443",
@@ -194,6 +204,9 @@ def msg_seeds():
                                        b"(views.py, line 3)")])),
         "stats-no-apps": msg(MSG_STATS, stats_payload([])),
         "reload-app": msg(MSG_RELOAD_APP, b"blog"),
+        "queues": msg(MSG_QUEUES, queues_payload([(b"alice", 3),
+                                                  (b"bob.smith-2", 0)])),
+        "queues-no-users": msg(MSG_QUEUES, queues_payload([])),
     }
 
 

@@ -136,6 +136,23 @@ int msg_decode(const void *buf, size_t n, int has_fd, struct msg *m,
 		}
 		break;
 	}
+	case MSG_QUEUES: {
+		struct msg_queues q;
+
+		/* The records are checked by msg_queues_decode. */
+		if (has_fd || h.len < sizeof(q)) {
+			*errstr_r = "malformed QUEUES";
+			return -1;
+		}
+		memcpy(&q, (const uint8_t *)buf + sizeof(h), sizeof(q));
+		if (q.nusers > MSG_QUEUES_MAX_USERS ||
+		    h.len != sizeof(q) +
+		        (size_t)q.nusers * sizeof(struct msg_queue_user)) {
+			*errstr_r = "QUEUES whose size does not match its users";
+			return -1;
+		}
+		break;
+	}
 	case MSG_RELOAD_APP:
 		if (has_fd || msg_app_check((const uint8_t *)buf + sizeof(h),
 		    h.len) < 0) {
@@ -423,6 +440,44 @@ int msg_stats_decode(const struct msg *m, struct msg_stats *st,
 		}
 		if (apps != NULL)
 			apps[i] = a;
+	}
+	return 0;
+}
+
+int msg_queues_decode(const struct msg *m, struct msg_queues *q,
+    struct msg_queue_user *users, const char **errstr_r)
+{
+	if (m->type != MSG_QUEUES || m->len < sizeof(*q)) {
+		*errstr_r = "QUEUES shorter than its record";
+		return -1;
+	}
+	memcpy(q, m->payload, sizeof(*q));
+	if (q->nusers > MSG_QUEUES_MAX_USERS ||
+	    m->len != sizeof(*q) + (size_t)q->nusers * sizeof(*users)) {
+		*errstr_r = "QUEUES whose size does not match its users";
+		return -1;
+	}
+	if ((q->flags & ~MSG_QUEUES_FIRST) != 0) {
+		*errstr_r = "QUEUES with unknown flags";
+		return -1;
+	}
+	for (uint32_t i = 0; i < q->nusers; i++) {
+		struct msg_queue_user u;
+		int len;
+
+		memcpy(&u, m->payload + sizeof(*q) + i * sizeof(u), sizeof(u));
+		len = stats_str_ok(u.name, sizeof(u.name));
+		if (len <= 0 || msg_user_check((const uint8_t *)u.name,
+		    (size_t)len) < 0) {
+			*errstr_r = "QUEUES with a bad user name";
+			return -1;
+		}
+		if (u.pad != 0) {
+			*errstr_r = "QUEUES with a nonzero pad";
+			return -1;
+		}
+		if (users != NULL)
+			users[i] = u;
 	}
 	return 0;
 }

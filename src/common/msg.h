@@ -49,6 +49,17 @@ int msg_app_check(const uint8_t *name, size_t len);
 int msg_stats_decode(const struct msg *m, struct msg_stats *st,
     struct msg_stats_app *apps, const char **errstr_r);
 
+/*
+ * Pure: checks the payload of a MSG_QUEUES (m from msg_decode or
+ * msg_recv) against the rules of proto.h: flags known, zero padding,
+ * every name a valid user name NUL-terminated inside its field with zero
+ * after the NUL.  Copies the record to q and the q->nusers user records
+ * to users (room for MSG_QUEUES_MAX_USERS; NULL when only q is wanted).
+ * 0, or -1 with *errstr_r set (the router sent garbage).
+ */
+int msg_queues_decode(const struct msg *m, struct msg_queues *q,
+    struct msg_queue_user *users, const char **errstr_r);
+
 /* A decoded MSG_FRONT: the strings copied and NUL-terminated; bytes
  * points into the message. */
 struct msg_front_view {

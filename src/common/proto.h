@@ -33,7 +33,7 @@
 
 #include <stdint.h>
 
-#define LODGE_PROTO_VERSION 2
+#define LODGE_PROTO_VERSION 3
 
 enum msg_type {
 	MSG_HELLO = 1, /* first message on a channel: struct msg_hello */
@@ -60,6 +60,8 @@ enum msg_type {
 	                  struct msg_stats_app */
 	MSG_RELOAD_APP, /* lodged → worker: payload an app name (rules of
 	                  MSG_MAX_APP): reload that app now */
+	MSG_QUEUES,    /* router → lodged: struct msg_queues, then nusers
+	                  struct msg_queue_user (queue depths, answers) */
 	MSG_TYPE_MAX,
 };
 
@@ -200,6 +202,50 @@ struct msg_stats_app {
 _Static_assert(sizeof(struct msg_stats_app) == 304,
     "struct msg_stats_app layout");
 
+/*
+ * The router's own answers counted in MSG_QUEUES, by status: index i
+ * counts status MSG_QUEUES_STATUSES[i]; the last index counts any other.
+ */
+#define MSG_QUEUES_STATUSES {400, 404, 408, 413, 431, 502, 503, 504}
+#define MSG_QUEUES_NSTATUS 9 /* the 8 above, then "other" */
+#define MSG_QUEUES_MAX_USERS 1000
+#define MSG_QUEUES_FIRST 0x1u /* the first message of a report */
+
+/*
+ * Payload of MSG_QUEUES (router → lodged): this record, then nusers
+ * struct msg_queue_user, nothing else (the length is exact).  The router
+ * sends a report at most once a second, when something changed; a report
+ * longer than MSG_QUEUES_MAX_USERS users is split over several messages,
+ * the first flagged MSG_QUEUES_FIRST.  Answers are counted since the
+ * previous message (lodged adds them up, so its totals survive a router
+ * restart); queued is a gauge: a report names every user with requests
+ * waiting (and any whose count fell to 0 since the last report), a user a
+ * report leaves out has none.  No descriptor.
+ */
+struct msg_queues {
+	uint32_t nusers; /* 0 .. MSG_QUEUES_MAX_USERS */
+	uint32_t flags;  /* MSG_QUEUES_FIRST, or 0 */
+	/* The router's answers to requests no user was found for (bad
+	 * heads, unknown routes), since the previous message: */
+	uint64_t answers[MSG_QUEUES_NSTATUS];
+};
+
+_Static_assert(sizeof(struct msg_queues) == 80, "struct msg_queues layout");
+
+struct msg_queue_user {
+	char name[MSG_MAX_USER + 8]; /* NUL-terminated user name (rules of
+	                                START), zero after the NUL */
+	uint32_t queued;             /* requests waiting for a worker now */
+	uint32_t pad;                /* zero */
+	/* The router's answers to this user's requests (404 not hosted,
+	 * 502, 503 queue full, 504 no worker in time), since the previous
+	 * message: */
+	uint64_t answers[MSG_QUEUES_NSTATUS];
+};
+
+_Static_assert(sizeof(struct msg_queue_user) == 120,
+    "struct msg_queue_user layout");
+
 /* Largest payload of any message: a connection's bytes already read (a
  * request head up to 64 KiB plus what followed it) and its front record. */
 #define MSG_MAX_PAYLOAD (128 * 1024)
@@ -207,5 +253,10 @@ _Static_assert(sizeof(struct msg_stats_app) == 304,
 _Static_assert(sizeof(struct msg_stats) +
         MSG_STATS_MAX_APPS * sizeof(struct msg_stats_app) <= MSG_MAX_PAYLOAD,
     "the largest MSG_STATS fits in a message");
+
+_Static_assert(sizeof(struct msg_queues) +
+        MSG_QUEUES_MAX_USERS * sizeof(struct msg_queue_user) <=
+        MSG_MAX_PAYLOAD,
+    "the largest MSG_QUEUES fits in a message");
 
 #endif

@@ -266,6 +266,9 @@ static void render_user_note(char *buf, size_t size, const struct json_val *u)
 		    "crashed %.0f time(s) in a row; next try in %.0fs; "
 		    "lodgectl logs %s",
 		    render_num(u, "crashes_in_a_row", 0), next, name);
+	else if (render_num(u, "queue_depth", 0) > 0)
+		snprintf(buf, size, "%.0f request(s) waiting in the router",
+		    render_num(u, "queue_depth", 0));
 }
 
 /* An app's last reload: "ok 5m12s ago", "FAILED 3s ago: reason". */

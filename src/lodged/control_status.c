@@ -174,8 +174,8 @@ static void control_app_json(struct json_out *j, const struct msg_stats_app *a)
 
 /* What u's workers reported: the totals over lodged's life, and the apps
  * as the newest worker sees them. */
-static void control_user_requests_json(
-    struct json_out *j, const struct lodged_user *u)
+static void control_user_requests_json(struct json_out *j,
+    const struct lodged_ctx *ctx, const struct lodged_user *u)
 {
 	const struct lodged_slot *newest = workerchan_newest(u);
 	struct lodged_wtotals t;
@@ -190,8 +190,11 @@ static void control_user_requests_json(
 	json_out_obj_end(j);
 	json_out_uint(j, "reloads_ok", t.reloads_ok);
 	json_out_uint(j, "reloads_failed", t.reloads_failed);
-	/* The router's queues are the router's: not reported to lodged. */
-	json_out_null(j, "queue_depth");
+	/* The router reports them (MSG_QUEUES); no front, no router. */
+	if (ctx->nfronts > 0)
+		json_out_uint(j, "queue_depth", u->queued);
+	else
+		json_out_null(j, "queue_depth");
 	if (newest == NULL) {
 		json_out_null(j, "apps");
 		return;
@@ -218,7 +221,8 @@ static void control_limits_json(struct json_out *j, const struct conf_limits *l)
 	json_out_obj_end(j);
 }
 
-static void control_user_json(struct json_out *j, const struct lodged_user *u,
+static void control_user_json(struct json_out *j,
+    const struct lodged_ctx *ctx, const struct lodged_user *u,
     bool is_detail, int64_t now)
 {
 	struct control_usage sum = {0};
@@ -262,7 +266,7 @@ static void control_user_json(struct json_out *j, const struct lodged_user *u,
 		json_out_int(j, "restart_in_s", control_ceil_s(next - now));
 	else
 		json_out_null(j, "restart_in_s");
-	control_user_requests_json(j, u);
+	control_user_requests_json(j, ctx, u);
 	if (is_detail) {
 		json_out_uint(j, "gid", u->cu.gid);
 		json_out_str(j, "home", u->cu.home);
@@ -374,7 +378,7 @@ void control_status(struct lodged_ctx *ctx, struct control_conn *c)
 		struct lodged_user *u = ctx->users[i];
 
 		if (one == NULL || u == one)
-			control_user_json(&j, u, one != NULL, now);
+			control_user_json(&j, ctx, u, one != NULL, now);
 	}
 	json_out_arr_end(&j);
 	json_out_obj_end(&j);
@@ -544,6 +548,47 @@ static void control_user_family(struct json_out *j,
 	control_family_end(j);
 }
 
+/* What the router reports (MSG_QUEUES): each user's queue, and the
+ * answers it gave itself, by status, per user ("" for requests of no
+ * hosted user: bad heads, unknown routes). */
+static void control_router_families(
+    const struct lodged_ctx *ctx, struct json_out *j)
+{
+	static const int statuses[] = MSG_QUEUES_STATUSES;
+	char st[16];
+
+	control_family(j, "lodge_queue_depth", "gauge",
+	    "Requests waiting in the router for a worker of the user "
+	    "(reported once a second).");
+	for (size_t i = 0; i < ctx->nusers; i++)
+		if (!ctx->users[i]->is_removed)
+			control_sample(j, NULL, "user", ctx->users[i]->cu.name,
+			    (double)ctx->users[i]->queued);
+	control_family_end(j);
+	control_family(j, "lodge_router_responses_total", "counter",
+	    "Answers the router gave itself, by status: 400/408/413/431 bad "
+	    "request heads, 404 unknown route or user, 502 no worker could "
+	    "be started or it died with the request, 503 queue full, 504 no "
+	    "worker took the request in time.");
+	for (int k = 0; k < MSG_QUEUES_NSTATUS; k++) {
+		if (k < MSG_QUEUES_NSTATUS - 1)
+			snprintf(st, sizeof(st), "%d", statuses[k]);
+		else
+			snprintf(st, sizeof(st), "other");
+		control_sample2(j, NULL, "user", "", "status", st,
+		    (double)ctx->router.answers[k]);
+		for (size_t i = 0; i < ctx->nusers; i++) {
+			const struct lodged_user *u = ctx->users[i];
+
+			if (!u->is_removed && u->router_answers[k] > 0)
+				control_sample2(j, NULL, "user", u->cu.name,
+				    "status", st,
+				    (double)u->router_answers[k]);
+		}
+	}
+	control_family_end(j);
+}
+
 void control_metrics(struct lodged_ctx *ctx, struct control_conn *c)
 {
 	static const struct {
@@ -659,6 +704,7 @@ void control_metrics(struct lodged_ctx *ctx, struct control_conn *c)
 		        ? (double)t.rss_bytes
 		        : 0);
 		control_family_end(&j);
+		control_router_families(ctx, &j);
 	}
 	json_out_arr_end(&j);
 	json_out_int(&j, "collected_ms", util_now_ms() - now);

@@ -154,10 +154,46 @@ static void frontend_watch(struct lodged_ctx *ctx, int fd, enum lodged_ev *ev)
 		log_error("router: epoll: %s", strerror(errno));
 }
 
+/* No router, no queue: the depths it reported are gone with it. */
+static void frontend_queues_clear(struct lodged_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nusers; i++)
+		ctx->users[i]->queued = 0;
+}
+
+/* A MSG_QUEUES: adds the router's answers up, sets the queue depths.
+ * -1 if it is garbage (errstr_r says why). */
+static int frontend_queues(
+    struct lodged_ctx *ctx, const struct msg *m, const char **errstr_r)
+{
+	static struct msg_queue_user users[MSG_QUEUES_MAX_USERS];
+	struct msg_queues q;
+
+	if (msg_queues_decode(m, &q, users, errstr_r) < 0)
+		return -1;
+	if (q.flags & MSG_QUEUES_FIRST)
+		frontend_queues_clear(ctx);
+	for (int k = 0; k < MSG_QUEUES_NSTATUS; k++)
+		ctx->router.answers[k] += q.answers[k];
+	for (uint32_t i = 0; i < q.nusers; i++) {
+		struct lodged_user *u = lodged_find(ctx, users[i].name);
+		/* A name not hosted (the router's 404s) counts as no user's. */
+		uint64_t *to = u != NULL ? u->router_answers
+		                         : ctx->router.answers;
+
+		for (int k = 0; k < MSG_QUEUES_NSTATUS; k++)
+			to[k] += users[i].answers[k];
+		if (u != NULL)
+			u->queued = users[i].queued;
+	}
+	return 0;
+}
+
 static void frontend_close_chan(struct lodged_ctx *ctx)
 {
 	struct lodged_router *r = &ctx->router;
 
+	frontend_queues_clear(ctx);
 	if (r->chan_fd >= 0) {
 		epoll_ctl(ctx->epfd, EPOLL_CTL_DEL, r->chan_fd, NULL);
 		close(r->chan_fd);
@@ -436,6 +472,16 @@ static void frontend_start_user(
 		frontend_send(ctx, MSG_FAILED, name, len, -1);
 }
 
+/* The router sent garbage: it is broken or taken over (it is unprivileged
+ * and parses the internet's bytes).  Cut off and replace it. */
+static void frontend_router_bad(struct lodged_ctx *ctx, const char *why)
+{
+	log_error("router: bad message (%s); restarting it", why);
+	if (ctx->router.pid != 0)
+		kill(ctx->router.pid, SIGKILL);
+	frontend_close_chan(ctx);
+}
+
 static void frontend_read_chan(struct lodged_ctx *ctx)
 {
 	static uint8_t buf[sizeof(struct msg_hdr) + MSG_MAX_PAYLOAD];
@@ -448,17 +494,11 @@ static void frontend_read_chan(struct lodged_ctx *ctx)
 
 		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (rc <= 0 || rc == -2) {
-			/* The router is unprivileged and parses the
-			 * internet's bytes: garbage from it means it is
-			 * broken or taken over.  Cut off and replace it. */
-			if (rc == -2) {
-				log_error("router: bad message (%s); "
-				          "restarting it",
-				    err);
-				if (r->pid != 0)
-					kill(r->pid, SIGKILL);
-			}
+		if (rc == -2) {
+			frontend_router_bad(ctx, err);
+			return;
+		}
+		if (rc <= 0) {
 			frontend_close_chan(ctx);
 			return;
 		}
@@ -492,6 +532,12 @@ static void frontend_read_chan(struct lodged_ctx *ctx)
 			supervise_bad_peer(ctx, b.id);
 			break;
 		}
+		case MSG_QUEUES:
+			if (frontend_queues(ctx, &m, &err) < 0) {
+				frontend_router_bad(ctx, err);
+				return;
+			}
+			break;
 		case MSG_READY:
 		case MSG_CONN:
 		case MSG_DRAIN:

@@ -98,6 +98,9 @@ struct lodged_user {
 	 * lodged's life (workerchan.c), so that the user's totals never go
 	 * back. */
 	struct lodged_wtotals ended;
+	/* From the router's MSG_QUEUES (frontend.c): */
+	uint32_t queued; /* requests waiting for a worker, last report */
+	uint64_t router_answers[MSG_QUEUES_NSTATUS]; /* its own answers */
 };
 
 #define LODGED_ROUTER_BACKOFF_MIN_MS 100
@@ -126,6 +129,9 @@ struct lodged_router {
 	int64_t restart_at_ms;  /* 0: none pending */
 	uid_t uid;
 	gid_t gid;
+	/* The router's own answers to requests of no hosted user (bad
+	 * heads, unknown routes), over lodged's life (MSG_QUEUES). */
+	uint64_t answers[MSG_QUEUES_NSTATUS];
 };
 
 /* The one context of the process (STYLE.md rule 7). */

@@ -90,6 +90,13 @@ static void user_free(struct router *r, struct user *u)
 	free(u);
 }
 
+/* u's queue or answers changed: it goes in the next MSG_QUEUES. */
+static void user_changed(struct router *r, struct user *u)
+{
+	u->is_reportable = true;
+	r->is_report_due = true;
+}
+
 /* A worker that may get new requests (maybe not right now: a blocked
  * one will, once its channel drains). */
 static bool user_has_worker(const struct user *u)
@@ -185,6 +192,7 @@ static void user_dispatch(struct router *r, struct user *u)
 		list_remove(&c->node);
 		list_remove(&c->timer);
 		u->nqueued--;
+		user_changed(r, u);
 		free(c->front);
 		c->front = NULL;
 		c->front_len = 0;
@@ -205,6 +213,7 @@ void backend_conn_left(struct router *r, struct conn *c)
 	list_remove(&c->node);
 	if (c->state == CONN_QUEUED && u != NULL) {
 		u->nqueued--;
+		user_changed(r, u);
 	} else if (c->state == CONN_INFLIGHT && c->worker != NULL) {
 		c->worker->ninflight--;
 		u->ninflight--;
@@ -213,7 +222,6 @@ void backend_conn_left(struct router *r, struct conn *c)
 		u->idle_since_ms = util_now_ms();
 	c->user = NULL;
 	c->worker = NULL;
-	(void)r;
 }
 
 void backend_submit(struct router *r, struct conn *c, const char *name)
@@ -227,6 +235,8 @@ void backend_submit(struct router *r, struct conn *c, const char *name)
 	}
 	/* lodged said a moment ago that this user has no worker to give:
 	 * the same answer, without asking again for every request. */
+	/* The early answers below count as u's (answer_quiet). */
+	c->user = u;
 	if (u->answer_status != 0 && now < u->answer_until_ms &&
 	    !user_has_worker(u)) {
 		front_answer(r, c, u->answer_status, "%s/%s: %s", u->name,
@@ -243,11 +253,11 @@ void backend_submit(struct router *r, struct conn *c, const char *name)
 		return;
 	}
 	c->state = CONN_QUEUED;
-	c->user = u;
 	c->since_ms = now;
 	list_append(&r->queued, &c->timer);
 	list_append(&u->queue, &c->node);
 	u->nqueued++;
+	user_changed(r, u);
 	r->is_tick_due = true;
 	log_debug("router: conn %u queued for %s/%s (%zu waiting)", c->id,
 	    u->name, c->app, u->nqueued);
@@ -537,7 +547,8 @@ int64_t backend_timers(struct router *r, int64_t now)
 						    ROUTER_START_AGAIN_MS);
 					r->is_tick_due = true;
 				} else if (list_is_empty(&u->workers) &&
-				           u->ninflight == 0) {
+				           u->ninflight == 0 &&
+				           !u->is_reportable) {
 					if (now - u->idle_since_ms >=
 					    ROUTER_USER_IDLE_MS)
 						user_free(r, u);
@@ -571,4 +582,104 @@ void backend_reap(struct router *r)
 		list_remove(&w->all);
 		free(w);
 	}
+}
+
+/* The index of status in MSG_QUEUES_STATUSES, or the last ("other"). */
+static int answer_index(int status)
+{
+	static const int statuses[] = MSG_QUEUES_STATUSES;
+	int i = 0;
+
+	while (i < MSG_QUEUES_NSTATUS - 1 && statuses[i] != status)
+		i++;
+	return i;
+}
+
+void backend_count_answer(struct router *r, struct user *u, int status)
+{
+	uint64_t *answers = u != NULL ? u->answers : r->answers;
+
+	answers[answer_index(status)]++;
+	if (u != NULL)
+		user_changed(r, u);
+	else
+		r->is_report_due = true;
+}
+
+/* Sends the MSG_QUEUES in buf (its record, and n users: those of
+ * in_buf); once sent, what it counted is forgotten.  0 or -1. */
+static int report_sent(
+    struct router *r, uint8_t *buf, uint32_t n, struct user **in_buf)
+{
+	struct msg_queues q;
+
+	memcpy(&q, buf, sizeof(q));
+	q.nusers = n;
+	memcpy(buf, &q, sizeof(q));
+	if (router_tell_lodged(r, MSG_QUEUES, buf,
+	        sizeof(q) + (size_t)n * sizeof(struct msg_queue_user)) < 0)
+		return -1;
+	if (q.flags & MSG_QUEUES_FIRST)
+		memset(r->answers, 0, sizeof(r->answers));
+	for (uint32_t i = 0; i < n; i++) {
+		memset(in_buf[i]->answers, 0, sizeof(in_buf[i]->answers));
+		in_buf[i]->is_reportable = false;
+	}
+	return 0;
+}
+
+/*
+ * The report: our answers to no user's requests, then each user to
+ * report (requests waiting, or a queue or answers changed since the
+ * last report), split over several messages past MSG_QUEUES_MAX_USERS.
+ * What a message carried is forgotten once it is sent; what a full
+ * channel refused stays for the next report.  A user reported with 0
+ * waiting and no answers stops being reportable, and may be forgotten.
+ */
+static void report(struct router *r)
+{
+	static uint8_t buf[sizeof(struct msg_queues) +
+	    MSG_QUEUES_MAX_USERS * sizeof(struct msg_queue_user)];
+	static struct user *in_buf[MSG_QUEUES_MAX_USERS];
+	struct msg_queues q = {.flags = MSG_QUEUES_FIRST};
+	uint32_t n = 0;
+	bool is_ok = true;
+
+	memcpy(q.answers, r->answers, sizeof(q.answers));
+	memcpy(buf, &q, sizeof(q));
+	for (size_t b = 0; b < ROUTER_USER_BUCKETS; b++) {
+		for (struct user *u = r->user_hash[b]; u != NULL;
+		     u = u->hash_next) {
+			struct msg_queue_user mu = {.queued = (uint32_t)u->nqueued};
+
+			if (!u->is_reportable && u->nqueued == 0)
+				continue;
+			snprintf(mu.name, sizeof(mu.name), "%s", u->name);
+			memcpy(mu.answers, u->answers, sizeof(mu.answers));
+			memcpy(buf + sizeof(q) + n * sizeof(mu), &mu,
+			    sizeof(mu));
+			in_buf[n++] = u;
+			if (n < MSG_QUEUES_MAX_USERS)
+				continue;
+			if (report_sent(r, buf, n, in_buf) < 0)
+				is_ok = false;
+			/* The next messages continue the report. */
+			memset(buf, 0, sizeof(q));
+			n = 0;
+		}
+	}
+	if (report_sent(r, buf, n, in_buf) < 0)
+		is_ok = false;
+	r->is_report_due = !is_ok;
+}
+
+int64_t backend_report(struct router *r, int64_t now, bool is_final)
+{
+	if (!r->is_report_due)
+		return 0;
+	if (!is_final && now - r->last_report_ms < ROUTER_REPORT_MS)
+		return r->last_report_ms + ROUTER_REPORT_MS;
+	r->last_report_ms = now;
+	report(r);
+	return r->is_report_due ? now + ROUTER_REPORT_MS : 0;
 }

@@ -221,6 +221,7 @@ static void send_page(struct conn *c, int status)
 static void answer_quiet(struct router *r, struct conn *c, int status)
 {
 	send_page(c, status);
+	backend_count_answer(r, c->user, status);
 	if (c->state == CONN_INFLIGHT) {
 		shutdown(c->fd, SHUT_RDWR);
 		front_close(r, c);
@@ -228,6 +229,7 @@ static void answer_quiet(struct router *r, struct conn *c, int status)
 	}
 	if (c->state == CONN_QUEUED)
 		backend_conn_left(r, c);
+	c->user = NULL; /* a lingering connection is no user's */
 	list_remove(&c->timer);
 	free(c->buf);
 	c->buf = NULL;

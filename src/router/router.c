@@ -81,18 +81,18 @@ int router_poll(
 	return 0;
 }
 
-void router_tell_lodged(
+int router_tell_lodged(
     struct router *r, enum msg_type type, const void *payload, size_t len)
 {
 	if (msg_send(r->opts.lodged_fd, type, payload, len, -1) == 0)
-		return;
+		return 0;
 	if (errno == EAGAIN) {
 		/* lodged is not reading.  Dropping is safe: a START is asked
 		 * again while requests wait, and a BADPEER's worker is also
 		 * seen dying by lodged itself. */
 		log_warn("router: lodged channel full; message %d dropped",
 		    (int)type);
-		return;
+		return -1;
 	}
 	log_error("router: lodged channel: %s; exiting (lodged restarts "
 	          "the router)",
@@ -562,12 +562,14 @@ static void run(struct router *r)
 		}
 		next = earliest(next, front_timers(r, now));
 		next = earliest(next, backend_timers(r, now));
+		next = earliest(next, backend_report(r, now, false));
 		next = earliest(next, r->accept_pause_until);
 		if (r->is_stopping)
 			next = earliest(next, r->stop_deadline);
 		front_reap(r);
 		backend_reap(r);
 		if (stop_is_done(r, now)) {
+			(void)backend_report(r, now, true);
 			log_info("router: stopped");
 			return;
 		}

@@ -32,6 +32,7 @@
 #define ROUTER_EMFILE_PAUSE_MS 100 /* no descriptor left: pause accepting */
 #define ROUTER_STOP_MS 10000       /* SIGTERM: what is queued gets this */
 #define ROUTER_TICK_MS 500         /* housekeeping while requests wait */
+#define ROUTER_REPORT_MS 1000      /* MSG_QUEUES at most this often */
 
 /* An intrusive doubly-linked list; a head is a node linked to itself. */
 struct list_node {
@@ -118,6 +119,11 @@ struct user {
 	int64_t idle_since_ms;    /* when it last had nothing */
 	int answer_status;        /* lodged's last NOUSER (404) or FAILED */
 	int64_t answer_until_ms;  /* (502), repeated to new requests until */
+	/* For lodged's MSG_QUEUES (backend_report): our answers to this
+	 * user's requests since the last report, and whether the user must
+	 * be in the next one (its queue or answers changed). */
+	uint64_t answers[MSG_QUEUES_NSTATUS];
+	bool is_reportable;
 };
 
 struct worker {
@@ -178,6 +184,11 @@ struct router {
 	bool is_tick_due;
 	uint8_t *msgbuf; /* one received message */
 	size_t msgbuf_size;
+	/* MSG_QUEUES: our answers to no user's requests since the last
+	 * report; a report is due (something changed); the last one sent. */
+	uint64_t answers[MSG_QUEUES_NSTATUS];
+	bool is_report_due;
+	int64_t last_report_ms;
 };
 
 /* router.c */
@@ -185,8 +196,8 @@ struct router {
 int router_poll(
     struct router *r, int op, int fd, uint32_t events, struct ev *ev);
 /* Sends a message to lodged (non-blocking; a full channel drops it with
- * a warning, the queue's timer asks again). */
-void router_tell_lodged(
+ * a warning, the queue's timer asks again).  0, or -1 if dropped. */
+int router_tell_lodged(
     struct router *r, enum msg_type type, const void *payload, size_t len);
 
 /* front.c */
@@ -240,6 +251,13 @@ void backend_conn_left(struct router *r, struct conn *c);
 /* Times out queued connections, asks lodged again for users still
  * waiting, forgets idle users; returns the next deadline (0: none). */
 int64_t backend_timers(struct router *r, int64_t now);
+/* Counts an answer of ours to a request of u (NULL: of no user) for
+ * lodged's MSG_QUEUES. */
+void backend_count_answer(struct router *r, struct user *u, int status);
+/* Sends lodged a MSG_QUEUES if one is due and the last went at least
+ * ROUTER_REPORT_MS ago (or now, if is_final); returns the next deadline
+ * (0: none). */
+int64_t backend_report(struct router *r, int64_t now, bool is_final);
 /* SIGTERM: answers everything still queued with status. */
 void backend_flush(struct router *r, int status, const char *why);
 /* Frees the workers closed during this round. */

@@ -259,6 +259,7 @@ int front_message(struct chan *ch, struct msg *m, struct conn **serve_r,
 	case MSG_BADPEER:
 	case MSG_STATS:
 	case MSG_RELOAD_APP:
+	case MSG_QUEUES:
 	case MSG_TYPE_MAX:
 		break;
 	}

@@ -238,6 +238,7 @@ struct conn *chan_readable(struct chan *ch)
 		case MSG_BADPEER:
 		case MSG_STATS:
 		case MSG_RELOAD_APP:
+		case MSG_QUEUES:
 		case MSG_TYPE_MAX:
 			/* Not expected here: ignore, the channel is fine (a
 			 * descriptor that came with it is not kept). */

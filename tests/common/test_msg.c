@@ -949,6 +949,38 @@ static void test_front_bad_row(void **state)
 	free(p);
 }
 
+/*
+ * A datagram of type with the payload p[0..len) (copied: ncopy bytes of
+ * it, the rest zero), exactly its size so that a read past the end is
+ * seen, given to msg_decode into m.  The datagram, or NULL when msg_decode
+ * refused it as the row wants (decode_err); any other outcome fails case
+ * name.
+ */
+static uint8_t *decode_copy(const char *name, uint32_t type,
+    const uint8_t *p, size_t len, size_t ncopy, int has_fd,
+    const char *decode_err, struct msg *m)
+{
+	uint8_t *buf = calloc(1, HDR + len);
+	const char *err = NULL;
+	int rc;
+
+	assert_non_null(buf);
+	memcpy(buf, &(struct msg_hdr){.type = type, .len = (uint32_t)len},
+	    HDR);
+	memcpy(buf + HDR, p, ncopy);
+	rc = msg_decode(buf, HDR + len, has_fd, m, &err);
+	if (decode_err != NULL) {
+		if (rc != -1 || strstr(err, decode_err) == NULL)
+			fail_msg("case \"%s\": msg_decode returned %d (%s)",
+			    name, rc, err ? err : "no error");
+		free(buf);
+		return NULL;
+	}
+	if (rc != 0)
+		fail_msg("case \"%s\": msg_decode refused: %s", name, err);
+	return buf;
+}
+
 /* ---------------------------------------------------------------------- */
 /* MSG_STATS: msg_decode's size rule, then msg_stats_decode                */
 /* ---------------------------------------------------------------------- */
@@ -1159,21 +1191,11 @@ static void test_stats_row(void **state)
 	int rc;
 
 	stats_change(row, p, &len);
-	/* An exact copy, header first: a read past the end is seen. */
-	buf = calloc(1, HDR + len);
-	assert_non_null(buf);
-	memcpy(buf, &(struct msg_hdr){.type = MSG_STATS, .len = (uint32_t)len},
-	    HDR);
-	memcpy(buf + HDR, p, len - (row->change == SC_TAIL));
-	rc = msg_decode(buf, HDR + len, row->change == SC_FD, &m, &err);
-	if (row->decode_err != NULL) {
-		if (rc != -1 || strstr(err, row->decode_err) == NULL)
-			fail_msg("case \"%s\": msg_decode returned %d (%s)",
-			    row->name, rc, err ? err : "no error");
+	buf = decode_copy(row->name, MSG_STATS, p, len,
+	    len - (row->change == SC_TAIL), row->change == SC_FD,
+	    row->decode_err, &m);
+	if (buf == NULL)
 		goto out;
-	}
-	if (rc != 0)
-		fail_msg("case \"%s\": msg_decode refused: %s", row->name, err);
 	rc = msg_stats_decode(&m, &st, apps, &err);
 	if (row->stats_err != NULL) {
 		if (rc != -1 || strstr(err, row->stats_err) == NULL)
@@ -1224,12 +1246,172 @@ static void test_stats_sizes(void **state)
 	free(p);
 }
 
+/* ---------------------------------------------------------------------- */
+/* MSG_QUEUES: msg_decode's size rule, then msg_queues_decode               */
+/* ---------------------------------------------------------------------- */
+
+enum queues_change {
+	QC_NONE = 0,
+	QC_FLAGS,        /* an unknown flag */
+	QC_PAD,          /* a user's pad is not zero */
+	QC_NAME_EMPTY,
+	QC_NAME_NO_NUL,  /* a name fills its field */
+	QC_NAME_JUNK,    /* a byte after the NUL */
+	QC_NAME_UPPER,   /* not a user name (START's rules) */
+	QC_NAME_32,      /* 32 bytes: the longest user name, good */
+	QC_NAME_33,      /* 33 bytes: fits the field, not the rule */
+	QC_NUSERS_MORE,  /* nusers says one more than present */
+	QC_NUSERS_MAX,   /* nusers 1001 (with 1001 records) */
+	QC_TAIL,         /* one byte after the last user */
+	QC_FD,           /* with a descriptor */
+};
+
+struct queues_row {
+	const char *name;
+	uint32_t nusers;
+	enum queues_change change;
+	const char *decode_err; /* msg_decode refuses, with this word */
+	const char *queues_err; /* msg_queues_decode refuses, with this */
+};
+
+static const struct queues_row queues_rows[] = {
+    {"QUEUES: no user", 0, QC_NONE, NULL, NULL},
+    {"QUEUES: two users", 2, QC_NONE, NULL, NULL},
+    {"QUEUES: 1000 users", MSG_QUEUES_MAX_USERS, QC_NONE, NULL, NULL},
+    {"QUEUES: a 32-byte user name", 1, QC_NAME_32, NULL, NULL},
+    {"QUEUES: unknown flag", 1, QC_FLAGS, NULL, "flags"},
+    {"QUEUES: nonzero pad", 2, QC_PAD, NULL, "pad"},
+    {"QUEUES: empty name", 1, QC_NAME_EMPTY, NULL, "user name"},
+    {"QUEUES: name without NUL", 1, QC_NAME_NO_NUL, NULL, "user name"},
+    {"QUEUES: junk after the name", 1, QC_NAME_JUNK, NULL, "user name"},
+    {"QUEUES: upper-case name", 1, QC_NAME_UPPER, NULL, "user name"},
+    {"QUEUES: a 33-byte user name", 1, QC_NAME_33, NULL, "user name"},
+    {"QUEUES: one user missing", 2, QC_NUSERS_MORE, "size", NULL},
+    {"QUEUES: 1001 users", MSG_QUEUES_MAX_USERS + 1, QC_NUSERS_MAX, "size",
+        NULL},
+    {"QUEUES: a byte too many", 1, QC_TAIL, "size", NULL},
+    {"QUEUES: with a descriptor", 1, QC_FD, "malformed", NULL},
+};
+
+/* A good QUEUES payload of n users ("user0", "user1" ...); *len_r its
+ * length. */
+static uint8_t *queues_build(uint32_t n, size_t *len_r)
+{
+	struct msg_queues q = {.nusers = n, .flags = MSG_QUEUES_FIRST};
+	size_t len = sizeof(q) + (size_t)n * sizeof(struct msg_queue_user);
+	uint8_t *p = calloc(1, len + 1);
+
+	assert_non_null(p);
+	q.answers[1] = 7;
+	memcpy(p, &q, sizeof(q));
+	for (uint32_t i = 0; i < n; i++) {
+		struct msg_queue_user u = {.queued = i};
+
+		snprintf(u.name, sizeof(u.name), "user%u", (unsigned)i);
+		u.answers[6] = i + 1;
+		memcpy(p + sizeof(q) + i * sizeof(u), &u, sizeof(u));
+	}
+	*len_r = len;
+	return p;
+}
+
+static void queues_change(const struct queues_row *row, uint8_t *p,
+    size_t *len)
+{
+	struct msg_queues q;
+	struct msg_queue_user u;
+	uint8_t *first = p + sizeof(q);
+
+	memcpy(&q, p, sizeof(q));
+	memcpy(&u, first, sizeof(u));
+	switch (row->change) {
+	case QC_FLAGS:
+		q.flags |= 0x4;
+		break;
+	case QC_PAD:
+		u.pad = 1;
+		break;
+	case QC_NAME_EMPTY:
+		memset(u.name, 0, sizeof(u.name));
+		break;
+	case QC_NAME_NO_NUL:
+		memset(u.name, 'a', sizeof(u.name));
+		break;
+	case QC_NAME_JUNK:
+		u.name[sizeof(u.name) - 1] = 'x';
+		break;
+	case QC_NAME_UPPER:
+		memcpy(u.name, "Alice", 6);
+		break;
+	case QC_NAME_32:
+	case QC_NAME_33:
+		memset(u.name, 0, sizeof(u.name));
+		memset(u.name, 'a', row->change == QC_NAME_32 ? 32 : 33);
+		break;
+	case QC_NUSERS_MORE:
+		q.nusers++;
+		break;
+	case QC_TAIL:
+		(*len)++;
+		break;
+	case QC_NONE:
+	case QC_NUSERS_MAX:
+	case QC_FD:
+		break;
+	}
+	memcpy(p, &q, sizeof(q));
+	if (q.nusers > 0 && row->nusers > 0)
+		memcpy(first, &u, sizeof(u));
+}
+
+static void test_queues_row(void **state)
+{
+	const struct queues_row *row = *state;
+	static struct msg_queue_user users[MSG_QUEUES_MAX_USERS];
+	struct msg_queues q;
+	struct msg m = {.fd = -1};
+	const char *err = NULL;
+	size_t len;
+	uint8_t *p = queues_build(row->nusers, &len), *buf;
+	int rc;
+
+	queues_change(row, p, &len);
+	buf = decode_copy(row->name, MSG_QUEUES, p, len, len,
+	    row->change == QC_FD, row->decode_err, &m);
+	if (buf == NULL)
+		goto out;
+	rc = msg_queues_decode(&m, &q, users, &err);
+	if (row->queues_err != NULL) {
+		if (rc != -1 || strstr(err, row->queues_err) == NULL)
+			fail_msg("case \"%s\": msg_queues_decode returned %d "
+			    "(%s), want an error with \"%s\"", row->name, rc,
+			    err ? err : "no error", row->queues_err);
+		goto out;
+	}
+	if (rc != 0)
+		fail_msg("case \"%s\": msg_queues_decode refused: %s",
+		    row->name, err);
+	/* What was accepted is exactly what was sent. */
+	assert_int_equal(q.nusers, row->nusers);
+	assert_memory_equal(&q, p, sizeof(q));
+	for (uint32_t i = 0; i < row->nusers; i++)
+		assert_memory_equal(&users[i], p + sizeof(q) + i * sizeof(users[0]),
+		    sizeof(users[0]));
+	assert_int_equal(msg_queues_decode(&m, &q, NULL, &err), 0);
+	/* Given directly (not through msg_decode), its sizes are checked. */
+	m.len--;
+	assert_int_equal(msg_queues_decode(&m, &q, NULL, &err), -1);
+out:
+	free(buf);
+	free(p);
+}
+
 int main(void)
 {
 	struct CMUnitTest tests[NROWS(decode_rows) + NROWS(trip_rows) +
 	                        NROWS(garbage_rows) + NROWS(user_rows) +
 	                        NROWS(encode_rows) + NROWS(front_bad_rows) +
-	                        NROWS(stats_rows) + 10];
+	                        NROWS(stats_rows) + NROWS(queues_rows) + 10];
 	size_t n = 0;
 
 	for (size_t i = 0; i < NROWS(decode_rows); i++)
@@ -1276,5 +1458,9 @@ int main(void)
 		    .initial_state = (void *)&stats_rows[i]};
 	tests[n++] = (struct CMUnitTest){
 	    .name = "STATS: sizes", .test_func = test_stats_sizes};
+	for (size_t i = 0; i < NROWS(queues_rows); i++)
+		tests[n++] = (struct CMUnitTest){.name = queues_rows[i].name,
+		    .test_func = test_queues_row,
+		    .initial_state = (void *)&queues_rows[i]};
 	return _cmocka_run_group_tests("msg", tests, n, NULL, NULL);
 }

@@ -59,7 +59,8 @@ static void assert_no_ctl(const char *out)
 }
 
 /* The shape of lodged's status reply: alice runs two workers, bob is
- * idle, carol waits out a crash backoff, dave was stopped. */
+ * idle (3 requests wait for it in the router), carol waits out a crash
+ * backoff, dave was stopped. */
 #define LODGED_PART                                                            \
 	"\"lodged\":{\"version\":\"0.1.0\",\"protocol\":1,\"pid\":812,"        \
 	"\"uptime_s\":11100,\"config\":\"/etc/lodge/lodge.conf\","             \
@@ -88,7 +89,7 @@ static const char status_json[] =
         1048576) "],\"restarts\":2,"
                  "\"crashes\":2,\"crashes_in_a_row\":0,\"apps\":null},"
                  "{\"name\":\"bob\",\"uid\":1002,\"state\":\"idle\","
-                 "\"running\":0,"
+                 "\"running\":0,\"queue_depth\":3,"
                  "\"processes\":1,\"workers\":[" IDLE(
                      0) "],\"restarts\":0,\"crashes\":0,"
                         "\"crashes_in_a_row\":0,\"apps\":null},"
@@ -127,8 +128,10 @@ static void test_status_overview(void **state)
 	                "-     -     1         1\n");
 	assert_has(out, "alice     running  1  1302  45s     1.0M   1.70s  "
 	                "-     -     1         1\n");
+	/* Requests waiting in the router for a worker of bob's. */
 	assert_has(out, "bob       idle     -  -     -       -      -      "
-	                "-     -     0         0\n");
+	                "-     -     0         0        3 request(s) waiting "
+	                "in the router\n");
 	assert_has(out, "carol     backoff  0  -     -       -      -      "
 	                "-     -     3         4        crashed 4 time(s) in "
 	                "a row; next try in 8s; lodgectl logs carol\n");

@@ -12,7 +12,8 @@ Apache (its own config in TMP, mpm_event, mod_proxy, mod_proxy_http,
 mod_proxy_uwsgi, mod_headers) listens on a loopback port with one name-based
 vhost per site and protocol; each sets `RequestHeader set X-Lodge-App`.
 
-Environment: LODGED, LODGE_WORKER, LODGE_ROUTER.
+Environment: LODGED, LODGE_WORKER, LODGE_ROUTER; LODGECTL (lodgectl,
+for the metrics the router reports; those checks are skipped without it).
 """
 
 import http.client
@@ -222,6 +223,20 @@ class ApacheTest(unittest.TestCase):
             site, path, body, self.host.read_log()[-3000:]))
         return json.loads(body)
 
+    def metrics(self):
+        """lodgectl metrics, as {(name, labels...): value}."""
+        r = lodgehost.run(os.environ["LODGECTL"], "--socket",
+                          os.path.join(self.host.tmp, "control.sock"),
+                          "metrics")
+        out = {}
+        for line in r.stdout.splitlines():
+            m = re.match(r'^(\w+)(?:\{(.*)\})? (\S+)$', line)
+            if m:
+                labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"',
+                                                 m.group(2) or "")))
+                out[(m.group(1),) + labels] = float(m.group(3))
+        return out
+
     def uid(self, user):
         import pwd
         return pwd.getpwnam(user).pw_uid
@@ -309,6 +324,12 @@ class ApacheTest(unittest.TestCase):
 
     def test_flood_gets_503_while_other_user_answers(self):
         self.get_json("b.http.test")
+        has_ctl = bool(os.environ.get("LODGECTL"))
+        q_key = ("lodge_queue_depth", ("user", B))
+        s_key = ("lodge_router_responses_total", ("status", "503"),
+                 ("user", B))
+        if has_ctl:
+            before = self.metrics().get(s_key, 0)
         results = []
         lock = threading.Lock()
 
@@ -326,9 +347,22 @@ class ApacheTest(unittest.TestCase):
         env = self.get_json("a.http.test")
         self.assertEqual(env["uid"], self.uid(A))
         self.assertLess(time.monotonic() - t0, 3.0)
+        if has_ctl:
+            # The router reports B's full queue to lodged (once a
+            # second): lodgectl metrics shows it while B is saturated.
+            self.assertTrue(wait_for(
+                lambda: self.metrics().get(q_key) == 4, timeout=2.5),
+                self.metrics().get(q_key))
         for t in threads:
             t.join(TIMEOUT)
         statuses = sorted(r[0] for r in results)
+        if has_ctl:
+            # Each 503 the router gave counted once, as B's; the queue
+            # is empty again.
+            self.assertTrue(wait_for(
+                lambda: self.metrics().get(s_key, 0) - before
+                == statuses.count(503) and self.metrics().get(q_key) == 0),
+                (self.metrics().get(s_key), before, statuses))
         self.assertIn(503, statuses, statuses)
         self.assertIn(200, statuses, statuses)
         for status, headers, body in results:

@@ -29,7 +29,7 @@ from lodgetest import (START_TIMEOUT, TIMEOUT, Conn, ConnectionClosed, Worker,
                        WorkerError, build_request, wait_for, worker_binary)
 
 # proto.h
-PROTO_VERSION = 2
+PROTO_VERSION = 3
 MSG_HELLO, MSG_READY, MSG_CONN, MSG_DRAIN, MSG_RELOAD, MSG_FRONT, MSG_DONE = \
     range(1, 8)
 MSG_FRONT_HTTPS = 0x1

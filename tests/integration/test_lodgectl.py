@@ -266,7 +266,7 @@ class LodgectlTest(unittest.TestCase):
             self.assertEqual(u["processes"], 1)
             self.assertEqual(len(u["workers"]), 1)
             # What the workers report: counted over lodged's life for
-            # the user; the router's queues are not reported (null).
+            # the user; no front socket, no router: no queue (null).
             for key in ("requests_served", "requests_inflight",
                         "reloads_ok", "reloads_failed"):
                 self.assertIsInstance(u[key], int)

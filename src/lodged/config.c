@@ -369,35 +369,68 @@ static void conf_set_group(struct conf_parse *p, const char *key,
 		p->conf->line_socket_group = p->lines.lineno;
 }
 
+/* A word a setting may take, the value it stands for, and a gloss for
+ * the error message ("" or " (what it means)"). */
+struct conf_word {
+	const char *word;
+	int value;
+	const char *gloss;
+};
+
+/*
+ * The value of the word in words (ended by a NULL word) that value is, or
+ * -1 after the error "expected 'a', 'b' or 'c', got 'value'" and then
+ * hint ("" or "; what to write").
+ */
+static int conf_word(struct conf_parse *p, const char *key, const char *value,
+    const struct conf_word *words, const char *hint)
+{
+	char expected[256];
+	size_t n = 0, len = 0;
+
+	for (; words[n].word != NULL; n++)
+		if (strcmp(value, words[n].word) == 0)
+			return words[n].value;
+	for (size_t i = 0; i < n && len < sizeof(expected); i++) {
+		int w = snprintf(expected + len, sizeof(expected) - len,
+		    "%s'%s'%s", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+		    words[i].word, words[i].gloss);
+
+		len += w > 0 ? (size_t)w : 0;
+	}
+	conf_err(p, key, "expected %s, got '%s'%s", expected, value, hint);
+	return -1;
+}
+
 static void conf_set_seccomp(struct conf_parse *p, const char *key,
     const char *value, struct conf_limits *lim, unsigned bit)
 {
-	if (strcmp(value, "enforce") == 0)
-		p->conf->seccomp = CONF_SECCOMP_ENFORCE;
-	else if (strcmp(value, "log") == 0)
-		p->conf->seccomp = CONF_SECCOMP_LOG;
-	else if (strcmp(value, "kill") == 0)
-		p->conf->seccomp = CONF_SECCOMP_KILL;
-	else
-		conf_err(p, key,
-		    "expected 'enforce', 'log' or 'kill', got '%s'; write "
-		    "'seccomp = enforce'",
-		    value);
+	static const struct conf_word words[] = {
+	    {"enforce", CONF_SECCOMP_ENFORCE, ""},
+	    {"log", CONF_SECCOMP_LOG, ""},
+	    {"kill", CONF_SECCOMP_KILL, ""},
+	    {NULL, 0, NULL},
+	};
+	int v = conf_word(p, key, value, words, "; write 'seccomp = enforce'");
+
+	if (v >= 0)
+		p->conf->seccomp = v;
 }
 
 static void conf_set_network(struct conf_parse *p, const char *key,
     const char *value, struct conf_limits *lim, unsigned bit)
 {
-	if (strcmp(value, "host") == 0)
-		lim->network = CONF_NET_HOST;
-	else if (strcmp(value, "loopback") == 0)
-		lim->network = CONF_NET_LOOPBACK;
-	else
-		conf_err(p, key,
-		    "expected 'host' or 'loopback', got '%s'; write "
-		    "'network = loopback' to give the worker its own "
-		    "loopback only",
-		    value);
+	static const struct conf_word words[] = {
+	    {"host", CONF_NET_HOST, ""},
+	    {"loopback", CONF_NET_LOOPBACK, ""},
+	    {NULL, 0, NULL},
+	};
+	int v = conf_word(p, key, value, words,
+	    "; write 'network = loopback' to give the worker its own "
+	    "loopback only");
+
+	if (v >= 0)
+		lim->network = v;
 }
 
 /* router_user: the account lodge-router runs as. */
@@ -560,17 +593,16 @@ static void conf_trusted_check(struct conf_parse *p)
 static void conf_set_route(struct conf_parse *p, const char *key,
     const char *value, struct conf_limits *lim, unsigned bit)
 {
-	if (strcmp(value, "header") == 0)
-		p->conf->route = CONF_ROUTE_HEADER;
-	else if (strcmp(value, "host") == 0)
-		p->conf->route = CONF_ROUTE_HOST;
-	else if (strcmp(value, "var") == 0)
-		p->conf->route = CONF_ROUTE_VAR;
-	else
-		conf_err(p, key,
-		    "expected 'header' (X-Lodge-App), 'host' (host_map) or "
-		    "'var' (the uwsgi var LODGE_APP), got '%s'",
-		    value);
+	static const struct conf_word words[] = {
+	    {"header", CONF_ROUTE_HEADER, " (X-Lodge-App)"},
+	    {"host", CONF_ROUTE_HOST, " (host_map)"},
+	    {"var", CONF_ROUTE_VAR, " (the uwsgi var LODGE_APP)"},
+	    {NULL, 0, NULL},
+	};
+	int v = conf_word(p, key, value, words, "");
+
+	if (v >= 0)
+		p->conf->route = v;
 }
 
 /* queue_max, queue_timeout, inflight_max: the router's per-user bounds. */

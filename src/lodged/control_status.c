@@ -89,6 +89,41 @@ struct control_usage {
 	double cpu_seconds;
 };
 
+/*
+ * A process lodged started (a worker's or the router's namespace init,
+ * pid; 0: none) as JSON members: "pid" (the process inside, from t),
+ * "init_pid", "uptime_s", "rss_bytes", "cpu_seconds" and, with
+ * with_nprocs, "processes"; each null when unknown.  t: its process
+ * tree, or NULL.
+ */
+static void control_proc_json(struct json_out *j, pid_t pid,
+    int64_t started_ms, int64_t now, const struct procinfo_tree *t,
+    bool with_nprocs)
+{
+	if (t != NULL && t->worker != 0)
+		json_out_int(j, "pid", t->worker);
+	else
+		json_out_null(j, "pid");
+	if (pid != 0) {
+		json_out_int(j, "init_pid", pid);
+		json_out_int(j, "uptime_s", (now - started_ms) / 1000);
+	} else {
+		json_out_null(j, "init_pid");
+		json_out_null(j, "uptime_s");
+	}
+	if (t != NULL) {
+		json_out_uint(j, "rss_bytes", t->rss_bytes);
+		json_out_num(j, "cpu_seconds", t->cpu_seconds);
+	} else {
+		json_out_null(j, "rss_bytes");
+		json_out_null(j, "cpu_seconds");
+	}
+	if (with_nprocs && t != NULL)
+		json_out_uint(j, "processes", t->nprocs);
+	else if (with_nprocs)
+		json_out_null(j, "processes");
+}
+
 static void control_worker_json(struct json_out *j, const struct lodged_slot *s,
     unsigned i, int64_t now, struct control_usage *sum)
 {
@@ -98,27 +133,11 @@ static void control_worker_json(struct json_out *j, const struct lodged_slot *s,
 	json_out_obj(j, NULL);
 	json_out_uint(j, "slot", i);
 	json_out_str(j, "state", control_slot_state(s));
-	if (has_tree && t.worker != 0)
-		json_out_int(j, "pid", t.worker);
-	else
-		json_out_null(j, "pid");
-	if (s->pid != 0) {
-		json_out_int(j, "init_pid", s->pid);
-		json_out_int(j, "uptime_s", (now - s->started_ms) / 1000);
-	} else {
-		json_out_null(j, "init_pid");
-		json_out_null(j, "uptime_s");
-	}
+	control_proc_json(
+	    j, s->pid, s->started_ms, now, has_tree ? &t : NULL, true);
 	if (has_tree) {
-		json_out_uint(j, "rss_bytes", t.rss_bytes);
-		json_out_num(j, "cpu_seconds", t.cpu_seconds);
-		json_out_uint(j, "processes", t.nprocs);
 		sum->rss_bytes += t.rss_bytes;
 		sum->cpu_seconds += t.cpu_seconds;
-	} else {
-		json_out_null(j, "rss_bytes");
-		json_out_null(j, "cpu_seconds");
-		json_out_null(j, "processes");
 	}
 	json_out_uint(j, "starts", s->nstarts);
 	json_out_uint(j, "restarts", s->nstarts > 0 ? s->nstarts - 1 : 0);
@@ -293,24 +312,8 @@ static void control_router_json(
 	    r->pid != 0             ? (r->is_stopping ? "stopping" : "running")
 	    : r->restart_at_ms != 0 ? "backoff"
 	                            : "stopped");
-	if (has_tree && t.worker != 0)
-		json_out_int(j, "pid", t.worker);
-	else
-		json_out_null(j, "pid");
-	if (r->pid != 0) {
-		json_out_int(j, "init_pid", r->pid);
-		json_out_int(j, "uptime_s", (now - r->started_ms) / 1000);
-	} else {
-		json_out_null(j, "init_pid");
-		json_out_null(j, "uptime_s");
-	}
-	if (has_tree) {
-		json_out_uint(j, "rss_bytes", t.rss_bytes);
-		json_out_num(j, "cpu_seconds", t.cpu_seconds);
-	} else {
-		json_out_null(j, "rss_bytes");
-		json_out_null(j, "cpu_seconds");
-	}
+	control_proc_json(
+	    j, r->pid, r->started_ms, now, has_tree ? &t : NULL, false);
 	json_out_uint(j, "starts", r->nstarts);
 	json_out_uint(j, "restarts", r->nstarts > 0 ? r->nstarts - 1 : 0);
 	json_out_uint(j, "crashes_in_a_row", r->crashes);

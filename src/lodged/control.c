@@ -43,7 +43,8 @@
  * with other permissions.  Its folder must be root's and writable by root
  * only (or anyone could replace the socket); it is created if missing.
  */
-static int control_listen(const char *path, bool has_gid, gid_t gid)
+static int control_listen(const char *path, bool has_gid, gid_t gid,
+    struct lodged_sockfile *file_r)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	char tmp[UTIL_MAX_PATH + 8], dir[UTIL_MAX_PATH];
@@ -88,6 +89,7 @@ static int control_listen(const char *path, bool has_gid, gid_t gid)
 	}
 	strcpy(sun.sun_path, tmp);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    lodged_sockfile_note(file_r, tmp) < 0 ||
 	    chown(tmp, 0, has_gid ? gid : 0) < 0 ||
 	    chmod(tmp, has_gid ? 0660 : 0600) < 0 || listen(fd, 16) < 0 ||
 	    rename(tmp, path) < 0) {
@@ -115,7 +117,7 @@ void control_open(struct lodged_ctx *ctx)
 	cs->gid = ctx->control_gid;
 	snprintf(cs->path, sizeof(cs->path), "%s", ctx->conf.control_socket);
 	ctx->control = cs;
-	cs->fd = control_listen(cs->path, cs->has_gid, cs->gid);
+	cs->fd = control_listen(cs->path, cs->has_gid, cs->gid, &cs->file);
 	if (cs->fd < 0)
 		return;
 	e.data.ptr = &cs->hdr;
@@ -185,7 +187,6 @@ static void control_conn_free(struct lodged_ctx *ctx, struct control_conn *c)
 void control_close(struct lodged_ctx *ctx)
 {
 	struct control *cs = ctx->control;
-	struct stat st;
 
 	if (cs == NULL)
 		return;
@@ -194,10 +195,7 @@ void control_close(struct lodged_ctx *ctx)
 			control_conn_free(ctx, cs->conns[i]);
 	if (cs->fd >= 0) {
 		close(cs->fd);
-		if (lstat(cs->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-		    unlink(cs->path) < 0)
-			log_warn(
-			    "control socket %s: %s", cs->path, strerror(errno));
+		lodged_sockfile_unlink(&cs->file, cs->path, "control socket");
 	}
 	free(cs);
 	ctx->control = NULL;
@@ -849,7 +847,7 @@ static void control_stop(struct lodged_ctx *ctx, struct control_conn *c)
 	snprintf(msg, sizeof(msg),
 	    "%s is stopped: %u worker(s) finish their requests and exit, and "
 	    "none starts again until lodgectl start %s (until lodged "
-	    "restarts); meanwhile the router answers 503",
+	    "restarts); meanwhile the router answers 502",
 	    u->cu.name, n, u->cu.name);
 	control_ok_begin(&j, msg);
 	json_out_str(&j, "user", u->cu.name);

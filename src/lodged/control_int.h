@@ -77,6 +77,7 @@ struct control {
 	struct control_ev hdr; /* CONTROL_LISTENER */
 	int fd;                /* -1: no socket */
 	char path[UTIL_MAX_PATH];
+	struct lodged_sockfile file; /* ours, to remove at exit */
 	bool has_gid;
 	gid_t gid;
 	int64_t started_ms; /* lodged's start, monotonic and wall clock */

@@ -106,8 +106,8 @@ void frontend_open(struct lodged_ctx *ctx)
 			util_set_nonblock(lf->fd, true);
 			(void)fcntl(lf->fd, F_SETFD, FD_CLOEXEC);
 		} else if (f->ls.kind == UTIL_LISTEN_UNIX) {
-			lf->fd = lodged_unix_listen(
-			    f->ls.path, ctx->front_gid, "the router");
+			lf->fd = lodged_unix_listen(f->ls.path,
+			    ctx->front_gid, "the router", &lf->file);
 			snprintf(lf->path, sizeof(lf->path), "%s", f->ls.path);
 		} else {
 			lf->fd = util_listen(&f->ls);
@@ -138,10 +138,9 @@ void frontend_close(struct lodged_ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->nfronts; i++) {
 		close(ctx->fronts[i].fd);
-		if (ctx->fronts[i].path[0] != '\0' &&
-		    unlink(ctx->fronts[i].path) < 0 && errno != ENOENT)
-			log_warn("front %s: %s", ctx->fronts[i].path,
-			    strerror(errno));
+		if (ctx->fronts[i].path[0] != '\0')
+			lodged_sockfile_unlink(&ctx->fronts[i].file,
+			    ctx->fronts[i].path, "front");
 	}
 	ctx->nfronts = 0;
 }
@@ -458,7 +457,9 @@ static void frontend_start_user(
 	memcpy(user, name, len);
 	user[len] = '\0';
 	u = lodged_find(ctx, user);
-	if (u == NULL || u->listen_fd < 0 || ctx->is_stopping) {
+	/* Stopping, lodged still starts workers while the router runs: it
+	 * drains what it accepted (SIGTERM reaches the workers after it). */
+	if (u == NULL || u->listen_fd < 0) {
 		if (u == NULL)
 			log_info("router: asked for user %s, who is not "
 			         "hosted",

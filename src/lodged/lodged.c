@@ -165,7 +165,31 @@ static void lodged_socket_dir(const char *dir)
  * with other permissions and a stale socket is replaced in one step.  A
  * path that is not a socket is left alone (an error).
  */
-int lodged_unix_listen(const char *path, gid_t gid, const char *what)
+int lodged_sockfile_note(struct lodged_sockfile *f, const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return -1;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	return 0;
+}
+
+void lodged_sockfile_unlink(
+    const struct lodged_sockfile *f, const char *path, const char *what)
+{
+	struct stat st;
+
+	if (f->ino == 0 || lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_dev != f->dev || st.st_ino != f->ino)
+		return; /* gone, or another lodged's now: not ours to remove */
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s %s: %s", what, path, strerror(errno));
+}
+
+int lodged_unix_listen(const char *path, gid_t gid, const char *what,
+    struct lodged_sockfile *file_r)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	char tmp[UTIL_MAX_PATH + 8];
@@ -200,8 +224,9 @@ int lodged_unix_listen(const char *path, gid_t gid, const char *what)
 	}
 	strcpy(sun.sun_path, tmp);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chown(tmp, 0, gid) < 0 || chmod(tmp, 0660) < 0 ||
-	    listen(fd, 1024) < 0 || rename(tmp, path) < 0) {
+	    lodged_sockfile_note(file_r, tmp) < 0 || chown(tmp, 0, gid) < 0 ||
+	    chmod(tmp, 0660) < 0 || listen(fd, 1024) < 0 ||
+	    rename(tmp, path) < 0) {
 		log_error("socket %s: %s", path, strerror(errno));
 		unlink(tmp);
 		close(fd);
@@ -215,7 +240,7 @@ static int lodged_socket_open(struct lodged_ctx *ctx, struct lodged_user *u)
 	snprintf(u->sock_path, sizeof(u->sock_path), "%s/%s.sock",
 	    ctx->conf.socket_dir, u->cu.name);
 	u->listen_fd = lodged_unix_listen(u->sock_path, ctx->socket_gid,
-	    u->cu.name);
+	    u->cu.name, &u->sock_file);
 	return u->listen_fd < 0 ? -1 : 0;
 }
 
@@ -226,8 +251,7 @@ static void lodged_socket_close(struct lodged_ctx *ctx, struct lodged_user *u)
 	lodged_watch(ctx, u, false);
 	close(u->listen_fd);
 	u->listen_fd = -1;
-	if (unlink(u->sock_path) < 0 && errno != ENOENT)
-		log_warn("socket %s: %s", u->sock_path, strerror(errno));
+	lodged_sockfile_unlink(&u->sock_file, u->sock_path, "socket");
 }
 
 /* A new hosted user: takes cu (moved, the source zeroed), opens its
@@ -567,6 +591,32 @@ static size_t lodged_nrunning(const struct lodged_ctx *ctx)
 	return n;
 }
 
+/*
+ * SIGTERM to every worker that has not had it, once the router is gone.
+ * The ends of the router channels that lodged keeps for a restarted
+ * router are closed first: no router will answer a worker's DRAIN any
+ * more, and the EOF tells the worker so (it would wait for the answer).
+ */
+static void lodged_stop_workers(struct lodged_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nusers; i++) {
+		struct lodged_user *u = ctx->users[i];
+		bool is_due = false;
+
+		for (unsigned j = 0; j < CONF_MAX_PROCESSES; j++) {
+			struct lodged_slot *s = &u->slots[j];
+
+			if (s->router_end >= 0) {
+				close(s->router_end);
+				s->router_end = -1;
+			}
+			is_due |= s->pid != 0 && !s->is_stopping;
+		}
+		if (is_due)
+			supervise_signal_user(ctx, u, SIGTERM);
+	}
+}
+
 static void lodged_begin_stop(struct lodged_ctx *ctx, int sig)
 {
 	if (ctx->is_stopping)
@@ -576,11 +626,15 @@ static void lodged_begin_stop(struct lodged_ctx *ctx, int sig)
 	ctx->is_stopping = true;
 	(void)sd_notify(0, "STOPPING=1\nSTATUS=Stopping the workers");
 	ctx->stop_deadline_ms = util_now_ms() + LODGED_STOP_TIMEOUT_MS;
-	for (size_t i = 0; i < ctx->nusers; i++) {
+	for (size_t i = 0; i < ctx->nusers; i++)
 		lodged_watch(ctx, ctx->users[i], false);
-		supervise_signal_user(ctx, ctx->users[i], SIGTERM);
-	}
-	(void)frontend_stop(ctx, SIGTERM);
+	/* The router first: it accepts no more, and what it has accepted
+	 * (a head still coming in, a queue) still finds the workers
+	 * running.  They get SIGTERM once it has exited (lodged_run).  A
+	 * connection that comes meanwhile waits in the front sockets'
+	 * backlog for the next lodged's router (lodge.socket). */
+	if (!frontend_stop(ctx, SIGTERM))
+		lodged_stop_workers(ctx);
 }
 
 static void lodged_signals(struct lodged_ctx *ctx)
@@ -621,6 +675,8 @@ static void lodged_run(struct lodged_ctx *ctx)
 		if (rtimeout >= 0 && (timeout < 0 || rtimeout < timeout))
 			timeout = rtimeout;
 		if (ctx->is_stopping) {
+			if (ctx->router.pid == 0)
+				lodged_stop_workers(ctx);
 			if (lodged_nrunning(ctx) == 0 && ctx->router.pid == 0)
 				return;
 			if (now >= ctx->stop_deadline_ms && !ctx->has_killed) {

@@ -59,6 +59,14 @@ struct lodged_wchan {
 	                         late reports are ignored */
 };
 
+/* A socket file lodged made, by identity: lodged removes its own file
+ * only, never one that a newer lodged (started while this one drains)
+ * renamed over the same path. */
+struct lodged_sockfile {
+	dev_t dev;
+	ino_t ino; /* 0: none recorded */
+};
+
 /* One worker process of a user (processes = N gives N slots). */
 struct lodged_slot {
 	pid_t pid;        /* 0: none */
@@ -82,6 +90,7 @@ struct lodged_user {
 	enum lodged_ev ev; /* LODGED_EV_USER: first member */
 	struct conf_user cu; /* owned: the settings workers start with */
 	char sock_path[UTIL_MAX_PATH];
+	struct lodged_sockfile sock_file;
 	int listen_fd;   /* -1: no socket (creating it failed) */
 	bool is_watched; /* listen_fd is in the epoll set */
 	bool is_removed; /* no longer hosted: freed once no worker runs */
@@ -111,6 +120,7 @@ struct lodged_user {
 struct lodged_front {
 	int fd;
 	char path[UTIL_MAX_PATH]; /* Unix socket to remove at exit, or "" */
+	struct lodged_sockfile file;
 };
 
 /* The router process, its channel and its log pipe. */
@@ -169,7 +179,17 @@ struct lodged_user *lodged_find(struct lodged_ctx *ctx, const char *name);
 /* lodged.c: a Unix listening socket at path for root:gid 0660, created
  * under a temporary name and renamed into place.  The descriptor, or -1
  * after logging why (what names the socket in messages). */
-int lodged_unix_listen(const char *path, gid_t gid, const char *what);
+int lodged_unix_listen(const char *path, gid_t gid, const char *what,
+    struct lodged_sockfile *file_r);
+
+/* lodged.c: records in f which file the socket just bound at path is
+ * (rename keeps it); 0, or -1 (errno). */
+int lodged_sockfile_note(struct lodged_sockfile *f, const char *path);
+
+/* lodged.c: removes path if it is still the socket file f names (what
+ * names it in a warning if that fails). */
+void lodged_sockfile_unlink(
+    const struct lodged_sockfile *f, const char *path, const char *what);
 
 /* lodged.c: re-reads the configuration (SIGHUP, lodgectl reload-config).
  * 0 if the new one is in force, -1 if it had errors and the previous one

@@ -238,10 +238,18 @@ static int exec_worker(void *arg)
 {
 	struct spawn_plan *pl = arg;
 	const struct spawn_req *req = pl->req;
-	sigset_t none;
+	sigset_t stop;
 
-	sigemptyset(&none);
-	STEP_NAMED(11, "unblock signals", sigprocmask(SIG_SETMASK, &none, NULL));
+	/* The stop signals stay blocked through the execve: the worker (and
+	 * the router) take them with sigwait or a signalfd, and one that
+	 * comes before they are ready (lodged stops right after a birth)
+	 * waits for them instead of killing them with what they were
+	 * handed.  SIGCHLD is the init's own. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	STEP_NAMED(11, "signal mask", sigprocmask(SIG_SETMASK, &stop, NULL));
 	execve(req->worker_path, req->argv, pl->envp);
 	fail_step(pl, 11, "execve", errno);
 }

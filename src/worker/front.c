@@ -71,11 +71,19 @@ int front_open(int fd)
 		front_closed(ch, NULL);
 		return 0;
 	}
-	if (msg_send(fd, MSG_HELLO, &hello, sizeof(hello), -1) < 0) {
-		log_warn(
-		    "router channel: cannot say HELLO: %s", strerror(errno));
-		front_closed(ch, NULL);
+	if (msg_send(fd, MSG_HELLO, &hello, sizeof(hello), -1) == 0)
+		return 0;
+	if (errno == EPIPE || errno == ECONNRESET) {
+		/* The router has gone already (lodged stopping, or the router
+		 * restarting): what it sent before it left is still in the
+		 * channel and ours to serve; the end of the channel, read by
+		 * the serving threads, closes it (front_closed). */
+		log_info("router channel: the router has gone; serving what "
+		         "it sent before");
+		return 0;
 	}
+	log_warn("router channel: cannot say HELLO: %s", strerror(errno));
+	front_closed(ch, NULL);
 	return 0;
 }
 
@@ -309,14 +317,21 @@ void front_leave(void)
 	/* A FRONT may already wait in the channel, or be on its way: the
 	 * router stops sending once it reads our DRAIN and answers it, and
 	 * everything before that answer is ours to serve. */
-	if (msg_send(wctx.router->fd, MSG_DRAIN, NULL, 0, -1) < 0) {
+	if (msg_send(wctx.router->fd, MSG_DRAIN, NULL, 0, -1) == 0) {
+		log_info("router channel: DRAIN sent; serving until the "
+		         "router answers");
+	} else if (errno == EPIPE || errno == ECONNRESET) {
+		/* The router has gone (lodged stops it before the workers):
+		 * what it sent before it left is still in the channel, and
+		 * ours to serve, up to the end of the channel. */
+		log_info("router channel: the router has gone; serving what "
+		         "it sent before");
+	} else {
 		log_warn("router channel: cannot send DRAIN: %s; leaving "
 		         "anyway",
 		    strerror(errno));
 		return;
 	}
-	log_info("router channel: DRAIN sent; serving until the router "
-	         "answers");
 	deadline = util_now_ms() + FRONT_LEAVE_TIMEOUT_MS;
 	while ((state = atomic_load(&wctx.router_state)) == FRONT_LEAVING &&
 	       util_now_ms() < deadline) {

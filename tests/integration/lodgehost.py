@@ -13,6 +13,7 @@ Environment: LODGED, LODGE_WORKER and LODGE_ROUTER name the binaries.
 LODGE_TEST_KEEP=1 keeps the temp dir (its path goes to stderr).
 """
 
+import fcntl
 import os
 import pwd
 import re
@@ -141,12 +142,41 @@ class LodgeHost:
             f.write(text)
         os.replace(tmp, self.conf)
 
-    def start(self, extra="", sections="", ready="ready:"):
+    def spawn(self, listen_fds=()):
+        """Starts another `lodged --foreground` on the config as it is,
+        logging to the same file; returns its Popen.  listen_fds (listening
+        sockets) are passed as systemd passes lodge.socket's: as fds 3, 4,
+        ... with LISTEN_FDS and LISTEN_PID (lodged's own pid, set after
+        the fork).  The caller keeps its copies open, as systemd does."""
+        if self.log is None:
+            self.log = open(self.log_path, "a")
+        n = len(listen_fds)
+        nfds = str(n)
+        # Out of the way of 3 .. 3+n-1 first, so no source is overwritten.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64)
+                for fd in listen_fds]
+
+        def systemd_way():
+            # In the child between fork and exec, while other threads of
+            # the test may hold locks: dup2 and putenv only.
+            for i, fd in enumerate(high):
+                os.dup2(fd, 3 + i)
+            os.putenv("LISTEN_FDS", nfds)
+            os.putenv("LISTEN_PID", str(os.getpid()))
+        try:
+            return subprocess.Popen(
+                [os.environ["LODGED"], "--foreground", "--config", self.conf],
+                stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                pass_fds=range(3, 3 + n),
+                preexec_fn=systemd_way if n else None)
+        finally:
+            for fd in high:
+                os.close(fd)
+
+    def start(self, extra="", sections="", ready="ready:", listen_fds=()):
         self.write_config(self.config(extra, sections=sections))
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [os.environ["LODGED"], "--foreground", "--config", self.conf],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        self.proc = self.spawn(listen_fds)
         if not wait_for(lambda: ready in self.read_log()
                         or self.proc.poll() is not None):
             raise RuntimeError("lodged did not start:\n" + self.read_log())

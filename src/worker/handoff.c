@@ -8,9 +8,11 @@
  * worker to a process-mode app's process and back after each response,
  * and from a worker being replaced to its successor.  A front connection
  * (from lodge-router, front.c) moves as a MSG_FRONT instead, with what the
- * router said about it, and never comes back.  Everything a peer sends is
- * checked by msg_recv; a peer that sends garbage is cut off.  The router
- * channel itself is read here too, its messages handled by front.c.
+ * router said about it, and never comes back.  An app's process also
+ * reports what it served on its channel (MSG_STATS, kept by stats.c).
+ * Everything a peer sends is checked by msg_recv; a peer that sends
+ * garbage is cut off (an app's process, killed).  The router channel
+ * itself is read here too, its messages handled by front.c.
  *
  * Replacement (the backstop for what a sub-interpreter can't clean: a
  * parked interpreter whose threads never ended, memory above
@@ -228,6 +230,17 @@ struct conn *chan_readable(struct chan *ch)
 			if (ch->proc != NULL)
 				procmode_reload_asked(ch->proc);
 			break;
+		case MSG_STATS:
+			/* An app's process reports what it served; our own
+			 * report to lodged adds it.  It runs the user's
+			 * code: a report that does not add up cuts it off.
+			 * (From any other peer: not expected, ignored.) */
+			if (ch->proc != NULL &&
+			    stats_proc_report(ch->proc, &m, &err) < 0) {
+				bad = err;
+				goto closed;
+			}
+			break;
 		case MSG_HELLO:
 		case MSG_READY:
 		case MSG_DONE:
@@ -236,7 +249,6 @@ struct conn *chan_readable(struct chan *ch)
 		case MSG_NOUSER:
 		case MSG_FAILED:
 		case MSG_BADPEER:
-		case MSG_STATS:
 		case MSG_RELOAD_APP:
 		case MSG_QUEUES:
 		case MSG_TYPE_MAX:
@@ -257,9 +269,17 @@ closed:
 		front_closed(ch, bad);
 		return NULL;
 	}
-	if (bad != NULL)
+	if (bad != NULL && ch->proc != NULL) {
+		/* An app's process that sends garbage is killed, not just
+		 * ignored: it would never see its channel close (we keep our
+		 * end open), and procmode_chan_closed waits for it. */
+		log_warn("app %s: its process %d sent a bad message (%s); "
+		    "killing it", ch->proc->app->name, (int)ch->proc->pid, bad);
+		kill(ch->proc->pid, SIGKILL);
+	} else if (bad != NULL) {
 		log_warn("handoff: a peer process sent a bad message (%s); "
 		    "cutting it off", bad);
+	}
 	atomic_store(&ch->is_closed, true);
 	epoll_ctl(wctx.epfd, EPOLL_CTL_DEL, ch->fd, NULL);
 	if (ch->proc != NULL) {
@@ -546,6 +566,9 @@ void replace_tick(void)
 		nconns = wctx.nconns;
 		pthread_mutex_unlock(&wctx.conns_lock);
 		if (nconns == 0) {
+			/* What we served since the last report: the worker
+			 * reads it before it sees us gone. */
+			stats_up_final();
 			userlog_flush(wctx.apps[0]->log);
 			log_info("drained: exiting");
 			_exit(0);

@@ -22,6 +22,12 @@
  * An app enters process mode on its own when its import fails with an
  * error that says the code can't run in a sub-interpreter (logged with the
  * reason), or when its lodge.ini says interpreter = main.
+ *
+ * The app's process counts what it serves and reports it up its channel
+ * (stats.c: from its main thread, which it always has, at most once a
+ * second, and once more as it leaves); the routing worker adds the last
+ * report of each of its app processes, and the final one of each that
+ * ended, to its own report to lodged.
  */
 #include "worker.h"
 
@@ -36,6 +42,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "stats.h"
 #include "util.h"
 
 #define PROCMODE_READY_TIMEOUT_MS 120000
@@ -77,6 +84,9 @@ static void procs_remove(struct appproc *p)
 	for (pp = &wctx.procs; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
+			/* Its last report becomes ours in the same step:
+			 * our report to lodged never loses it meanwhile. */
+			stats_proc_ended(p);
 			break;
 		}
 	}
@@ -324,8 +334,15 @@ int procmode_child_main(void)
 
 		sig = sigtimedwait(&sigs, NULL, &tick);
 		worker_timeout_sweep();
+		/* What we served goes up to the worker, which reports it to
+		 * lodged with its own (at most once a second). */
+		stats_up_tick();
 		if (sig < 0 || sig == SIGHUP)
 			continue;
+		/* Told to stop by a signal, not by the worker (whose DRAIN
+		 * ends in replace_tick, with a last report): report now, as
+		 * the drain's end never comes back here. */
+		stats_up_final();
 		worker_drain_and_exit();
 	}
 }

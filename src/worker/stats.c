@@ -18,6 +18,20 @@
  * message the worker does not understand is logged and dropped, never
  * fatal.  A successor (handoff.c) inherits the channel; this process stops
  * using it once the successor is ready.
+ *
+ * A process-mode app's own process (procmode.c) serves the requests
+ * handed to it and counts them here, in its own copy of these counters;
+ * the worker that handed them over counts none of them (STATS_HANDED).
+ * It has no channel to lodged: its main thread sends the same MSG_STATS
+ * (its one app) up its channel to that worker, when something changed and
+ * at most once a second, and once more as it leaves; non-blocking, so a
+ * worker that is behind costs a turn, never a serving thread.  The worker
+ * checks each report as a hostile peer's (the process runs the user's
+ * code), keeps the last one of each live app process, and its own report
+ * adds them; when an app process ends (drained after a reload, crashed,
+ * cut off) its last report joins the worker's own counters, all under
+ * wctx.procs_lock, so that no report of ours ever counts it twice or
+ * not at all, and the totals never go back.
  */
 #include "stats.h"
 
@@ -26,6 +40,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,14 +50,20 @@
 
 #define STATS_PERIOD_MS 1000
 #define STATS_MAX_READ 64 /* messages read per turn: the watcher has work */
+/* More requests than an app's process can serve in its life: a report
+ * above it is a lie, and the bound keeps our sums from wrapping. */
+#define STATS_PROC_MAX_SERVED (1ULL << 48)
 
 static const uint64_t stats_bounds_us[MSG_STATS_NBOUNDS] = MSG_STATS_BOUNDS_US;
 
 /*
  * The counters (any serving thread, atomically) and the channel (the
  * main thread sets fd before the watcher starts; from then on the watcher
- * thread alone uses the rest).  File-local like reload.c's watcher state:
- * nothing outside this file touches it.
+ * thread alone uses the rest).  In an app's own process, which has no
+ * channel to lodged, the snapshot fields serve its reports up to the
+ * worker instead, under up_lock (its main thread sends them, and the
+ * thread that makes it leave sends the last).  File-local like reload.c's
+ * watcher state: nothing outside this file touches it.
  */
 static struct {
 	atomic_uint inflight;
@@ -59,7 +80,10 @@ static struct {
 	uint8_t out[sizeof(struct msg_stats) +
 	    MSG_STATS_MAX_APPS * sizeof(struct msg_stats_app)];
 	uint8_t in[sizeof(struct msg_hdr) + MSG_MAX_PAYLOAD];
-} stats = {.fd = -1};
+
+	pthread_mutex_t up_lock;
+	bool is_up_broken; /* a send up failed for good: said once */
+} stats = {.fd = -1, .up_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int64_t stats_now_us(void)
 {
@@ -177,6 +201,22 @@ static uint64_t stats_app(struct app *app, struct msg_stats_app *a)
 	    a->state * 3u + a->reloads_ok + a->reloads_failed;
 }
 
+/* Adds an app process's last report r to st, unless the sum would
+ * wrap (only reports that lied could make it). */
+static void stats_add(struct msg_stats *st, const struct msg_stats *r)
+{
+	if (st->served + r->served < st->served)
+		return;
+	/* Each bucket is at most its served: none of them wraps either. */
+	st->served += r->served;
+	for (int i = 0; i < MSG_STATS_NBUCKETS; i++)
+		st->buckets[i] += r->buckets[i];
+	for (int i = 0; i < MSG_STATS_NCLASSES; i++)
+		st->status[i] += r->status[i];
+	st->latency_sum_us += r->latency_sum_us;
+	st->inflight += r->inflight;
+}
+
 /* Builds the MSG_STATS payload in stats.out; its length. */
 static size_t stats_encode(uint64_t *reload_sig_r)
 {
@@ -185,6 +225,10 @@ static size_t stats_encode(uint64_t *reload_sig_r)
 	int napps = wctx.napps < MSG_STATS_MAX_APPS ? wctx.napps :
 	    MSG_STATS_MAX_APPS;
 
+	/* The whole snapshot under procs_lock: an app process that ends
+	 * moves its counts to ours under it too (stats_proc_ended), so
+	 * they are here exactly once. */
+	pthread_mutex_lock(&wctx.procs_lock);
 	/* The buckets first (acquire): a request seen there had its other
 	 * counters added before (stats_end's order). */
 	for (int i = 0; i < MSG_STATS_NBUCKETS; i++) {
@@ -199,48 +243,84 @@ static size_t stats_encode(uint64_t *reload_sig_r)
 	    memory_order_relaxed);
 	st.inflight = atomic_load_explicit(&stats.inflight,
 	    memory_order_relaxed);
+	/* The requests our app processes served (the handed-over ones,
+	 * which we did not count), as they last reported. */
+	for (struct appproc *p = wctx.procs; p != NULL; p = p->next)
+		stats_add(&st, &p->report);
 	st.napps = (uint32_t)napps;
 	memcpy(stats.out, &st, sizeof(st));
 	for (int i = 0; i < napps; i++) {
 		struct msg_stats_app a;
 
 		sig = sig * 1000003u + stats_app(wctx.apps[i], &a);
+		for (struct appproc *p = wctx.procs; p != NULL; p = p->next)
+			if (p->app == wctx.apps[i])
+				a.requests += p->report_requests;
 		memcpy(stats.out + sizeof(st) + (size_t)i * sizeof(a), &a,
 		    sizeof(a));
 	}
+	pthread_mutex_unlock(&wctx.procs_lock);
 	*reload_sig_r = sig;
 	return sizeof(st) + (size_t)napps * sizeof(struct msg_stats_app);
 }
 
-/* Sends the snapshot if it changed.  is_forced: even within the second. */
-static void stats_push(bool is_forced)
+/* msg_send's framing, but never waiting (MSG_DONTWAIT), whatever the
+ * socket's mode: the channel up from an app's process is blocking for the
+ * connections it hands back.  0, or -1 (errno). */
+static int stats_send(int fd, size_t len)
+{
+	struct msg_hdr h = {.type = MSG_STATS, .len = (uint32_t)len};
+	struct iovec iov[2] = {
+	    {.iov_base = &h, .iov_len = sizeof(h)},
+	    {.iov_base = stats.out, .iov_len = len},
+	};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+
+	for (;;) {
+		if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* Sends the snapshot on fd if it changed.  is_forced: even within the
+ * second.  0 (sent, unchanged, or the channel is full: the next turn),
+ * or -1 (errno) if the channel broke. */
+static int stats_push(int fd, bool is_forced)
 {
 	int64_t now = util_now_ms();
 	uint64_t sig;
 	size_t len;
 
-	if (stats.fd < 0)
-		return;
 	len = stats_encode(&sig);
 	if (!is_forced && sig != stats.reload_sig)
 		is_forced = true; /* a reload: lodgectl shows it at once */
 	if (!is_forced && now - stats.last_push_ms < STATS_PERIOD_MS)
-		return;
+		return 0;
 	if (len == stats.last_len && memcmp(stats.out, stats.last, len) == 0)
-		return;
-	if (msg_send(stats.fd, MSG_STATS, stats.out, len, -1) < 0) {
+		return 0;
+	if (stats_send(fd, len) < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
-			return; /* lodged is behind: the next turn */
-		log_warn("lodged channel: cannot send the stats: %s; no more "
-		    "stats for lodged", strerror(errno));
-		close(stats.fd);
-		stats.fd = -1;
-		return;
+			return 0; /* the reader is behind: the next turn */
+		return -1;
 	}
 	stats.last_push_ms = now;
 	stats.reload_sig = sig;
 	stats.last_len = len;
 	memcpy(stats.last, stats.out, len);
+	return 0;
+}
+
+/* To lodged (watcher thread). */
+static void stats_push_lodged(bool is_forced)
+{
+	if (stats.fd < 0 || stats_push(stats.fd, is_forced) == 0)
+		return;
+	log_warn("lodged channel: cannot send the stats: %s; no more stats "
+	    "for lodged", strerror(errno));
+	close(stats.fd);
+	stats.fd = -1;
 }
 
 int stats_tick(void)
@@ -249,7 +329,7 @@ int stats_tick(void)
 
 	if (stats.fd < 0)
 		return STATS_PERIOD_MS;
-	stats_push(false);
+	stats_push_lodged(false);
 	left = stats.last_push_ms + STATS_PERIOD_MS - util_now_ms();
 	return left <= 0 ? STATS_PERIOD_MS : (int)left;
 }
@@ -258,7 +338,7 @@ void stats_handover(void)
 {
 	if (stats.fd < 0)
 		return;
-	stats_push(true);
+	stats_push_lodged(true);
 	/* Not closed: the descriptor number must not be reused while the
 	 * watcher's poll may still hold it this turn; -1 makes us forget
 	 * it.  The successor has its own copy. */
@@ -322,4 +402,123 @@ void stats_readable(void)
 		close(stats.fd);
 		stats.fd = -1;
 	}
+}
+
+/* ---- a process-mode app's own process, and the worker that routes ---- */
+
+/* Up the channel to the worker that routes to us. */
+static void stats_up_push(bool is_forced)
+{
+	if (wctx.app_process == NULL || wctx.up == NULL)
+		return;
+	pthread_mutex_lock(&stats.up_lock);
+	if (!stats.is_up_broken && stats_push(wctx.up->fd, is_forced) < 0) {
+		/* The worker is gone (handoff.c notices and exits us) or the
+		 * channel broke: our counts can't reach anybody. */
+		log_warn("cannot report to the worker: %s; no more reports",
+		    strerror(errno));
+		stats.is_up_broken = true;
+	}
+	pthread_mutex_unlock(&stats.up_lock);
+}
+
+void stats_up_tick(void)
+{
+	stats_up_push(false);
+}
+
+void stats_up_final(void)
+{
+	stats_up_push(true);
+}
+
+/* A process's counters only grow: is now a later report than was? */
+static bool stats_grew(const struct msg_stats *was, uint64_t was_requests,
+    const struct msg_stats *now, uint64_t now_requests)
+{
+	for (int i = 0; i < MSG_STATS_NBUCKETS; i++)
+		if (now->buckets[i] < was->buckets[i])
+			return false;
+	for (int i = 0; i < MSG_STATS_NCLASSES; i++)
+		if (now->status[i] < was->status[i])
+			return false;
+	return now->latency_sum_us >= was->latency_sum_us &&
+	    now_requests >= was_requests;
+}
+
+int stats_proc_report(struct appproc *p, const struct msg *m,
+    const char **errstr_r)
+{
+	struct msg_stats st;
+	struct msg_stats_app a;
+	uint64_t requests = 0;
+	bool is_later;
+
+	/* The records first (apps NULL): the app records only once we know
+	 * there is at most one, the room we have. */
+	if (msg_stats_decode(m, &st, NULL, errstr_r) < 0)
+		return -1;
+	if (st.napps > 1) {
+		*errstr_r = "STATS from an app's process with more than its app";
+		return -1;
+	}
+	if (st.napps == 1) {
+		if (msg_stats_decode(m, &st, &a, errstr_r) < 0)
+			return -1;
+		if (strcmp(a.name, p->app->name) != 0) {
+			*errstr_r = "STATS from an app's process for another app";
+			return -1;
+		}
+		requests = a.requests;
+	}
+	if (st.pid != (uint32_t)p->pid) {
+		*errstr_r = "STATS from an app's process under another pid";
+		return -1;
+	}
+	if (st.served > STATS_PROC_MAX_SERVED ||
+	    requests > STATS_PROC_MAX_SERVED) {
+		*errstr_r = "STATS with more requests than a process serves";
+		return -1;
+	}
+	pthread_mutex_lock(&wctx.procs_lock);
+	is_later = stats_grew(&p->report, p->report_requests, &st, requests);
+	if (is_later) {
+		p->report = st;
+		p->report_requests = requests;
+	}
+	pthread_mutex_unlock(&wctx.procs_lock);
+	if (!is_later) {
+		*errstr_r = "STATS whose counters went back";
+		return -1;
+	}
+	return 0;
+}
+
+void stats_proc_ended(struct appproc *p)
+{
+	const struct msg_stats *r = &p->report;
+	uint64_t served = 0;
+
+	for (int i = 0; i < MSG_STATS_NBUCKETS; i++)
+		served += atomic_load_explicit(&stats.buckets[i],
+		    memory_order_relaxed);
+	if (served + r->served < served) {
+		log_warn("app %s: the counts of its process %d would wrap ours; "
+		    "dropped", p->app->name, (int)p->pid);
+		return;
+	}
+	/* stats_end's order: the buckets (served) last. */
+	for (int i = 0; i < MSG_STATS_NCLASSES; i++)
+		atomic_fetch_add_explicit(&stats.status[i], r->status[i],
+		    memory_order_relaxed);
+	atomic_fetch_add_explicit(&stats.latency_sum_us, r->latency_sum_us,
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->app->nrequests, p->report_requests,
+	    memory_order_relaxed);
+	for (int i = 0; i < MSG_STATS_NBUCKETS; i++)
+		atomic_fetch_add_explicit(&stats.buckets[i], r->buckets[i],
+		    memory_order_release);
+	/* Counted once: p is never on the list again, but be sure. */
+	memset(&p->report, 0, sizeof(p->report));
+	p->report_requests = 0;
 }

@@ -2,7 +2,9 @@
  * stats.h: what lodge-worker counts for lodged (stats.c): requests by
  * status class and latency, each app's mode, version and last reload, and
  * the channel to lodged (--lodged-fd) that carries them as MSG_STATS and
- * brings MSG_RELOAD_APP back.
+ * brings MSG_RELOAD_APP back.  A process-mode app's own process sends
+ * its counters up to the worker that routes to it, which adds them to its
+ * own.
  */
 #ifndef LODGE_WORKER_STATS_H
 #define LODGE_WORKER_STATS_H
@@ -10,6 +12,8 @@
 #include <stdint.h>
 
 struct app;
+struct appproc;
+struct msg;
 
 /* stats_end's status for a request handed to another process (an app's
  * own process serves and counts it): no longer in flight here, and not
@@ -51,5 +55,28 @@ int stats_inherit_fd(void);
 /* The successor is ready (watcher thread): a last MSG_STATS, then this
  * process neither sends nor reads on the channel any more. */
 void stats_handover(void);
+
+/* An app's own process (--app-process), on each turn of its main
+ * thread: sends its counters up its channel to the worker that routes
+ * (MSG_STATS, its one app) if they changed, at most once a second; a full
+ * channel skips the turn.  Can't fail. */
+void stats_up_tick(void);
+
+/* An app's own process about to leave (any thread): its last report, at
+ * once (still non-blocking). */
+void stats_up_final(void);
+
+/* The worker that routes: MSG_STATS m came on app process p's channel
+ * (the serving thread reading it).  Checks it (msg_stats_decode, its one
+ * app, its pid, counters that never go back) and keeps it as p's last
+ * report, which our own reports add.  0, or -1 with *errstr_r set: the
+ * process, which runs the user's code, sent garbage; cut it off. */
+int stats_proc_report(struct appproc *p, const struct msg *m,
+    const char **errstr_r);
+
+/* App process p is gone (wctx.procs_lock held, as p leaves wctx.procs):
+ * its last report joins this process's own counters, so that the totals
+ * never go back.  Can't fail. */
+void stats_proc_ended(struct appproc *p);
 
 #endif

@@ -1196,8 +1196,9 @@ int main(int argc, char **argv)
 	    front_open(router_fd) < 0)
 		fatal("--router-fd %d: not a SEQPACKET socket", router_fd);
 	/* Before the watcher thread starts: it owns the channel from then
-	 * on.  An app's own process has no channel: what it serves is not
-	 * counted yet (docs/worker.md). */
+	 * on.  An app's own process has no channel to lodged: it reports
+	 * what it serves to its worker, which adds it to its own reports
+	 * (stats.c). */
 	if (lodged_fd >= 0 && wctx.app_process == NULL &&
 	    stats_open(lodged_fd) < 0)
 		fatal("--lodged-fd %d: not a SEQPACKET socket", lodged_fd);

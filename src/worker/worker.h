@@ -69,6 +69,10 @@ struct appproc {
 	bool is_draining;
 	int64_t started_ms;
 	struct appproc *next;   /* all live app processes */
+	/* stats.c, under wctx.procs_lock: what it served as it last
+	 * reported (MSG_STATS up its channel), and its app's requests. */
+	struct msg_stats report;
+	uint64_t report_requests;
 };
 
 /* One interpreter holding one version of an app's code. */
@@ -189,7 +193,7 @@ struct worker_ctx {
 	int64_t drain_deadline;
 	bool is_replacing;          /* a successor is being started */
 	char replace_why[160];
-	pthread_mutex_t procs_lock; /* guards procs */
+	pthread_mutex_t procs_lock; /* guards procs and their reports */
 	struct appproc *procs;
 
 	/* front.c: the router channel; NULL without --router-fd. */

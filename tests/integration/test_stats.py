@@ -14,6 +14,11 @@ asked with MSG_RELOAD_APP (a new version, ok) and one that fails (the
 old version serves, failed with its reason), that nothing is sent while
 nothing changes, that garbage from "lodged" never stops the worker, and
 that a successor (SIGHUP) reports on the same channel under its own pid.
+And a process-mode app (its own process serves the requests handed to
+it): the worker's reports count them once, their totals survive a new
+app process after a reload and never go back, and garbage stats from the
+app's process (which runs the user's code) cost that process, never the
+worker.
 """
 
 import os
@@ -21,11 +26,12 @@ import signal
 import socket
 import struct
 import subprocess
+import textwrap
 import time
 import unittest
 
-from lodgetest import (START_TIMEOUT, TIMEOUT, Worker, WorkerError, wait_for,
-                       worker_binary)
+from lodgetest import (START_TIMEOUT, TIMEOUT, ConnectionClosed, Worker,
+                       WorkerError, wait_for, worker_binary)
 
 # proto.h
 MSG_HELLO = 1
@@ -193,6 +199,71 @@ def settled(s):
     return s.served >= 1 and s.inflight == 0
 
 
+# A process-mode app (lodge.ini: interpreter = main): says which process
+# served it; /garbage first writes a MSG_STATS that does not add up
+# (served 5, an empty histogram) up its process's channel to the worker,
+# as buggy or hostile code in the app could.
+PROCAPP_INI = "interpreter = main\n"
+PROCAPP = textwrap.dedent('''\
+    import os
+    import struct
+
+    def handoff_fd():
+        with open("/proc/self/cmdline", "rb") as f:
+            args = f.read().split(b"\\0")
+        return int(args[args.index(b"--handoff-fd") + 1])
+
+    def application(environ, start_response):
+        if environ["PATH_INFO"] == "/garbage":
+            payload = struct.pack("<IIII Q 5Q 13Q Q", os.getpid(), 0, 0, 0,
+                                  5, *([0] * 19))
+            os.write(handoff_fd(), struct.pack("<II", %d, len(payload))
+                     + payload)
+        body = b"pid=%%d" %% os.getpid()
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    ''') % MSG_STATS
+
+
+def add_procapp(worker):
+    worker.write_file("apps/procapp/lodge.ini", PROCAPP_INI)
+    worker.write_file("apps/procapp/wsgi.py", PROCAPP)
+
+
+def pid_gone(pid):
+    return not os.path.exists("/proc/%d" % pid)
+
+
+class Reports:
+    """Every report read, checked as it comes: a total never goes back."""
+
+    COUNTERS = (("served", lambda s: s.served),
+                ("2xx", lambda s: s.status[1]),
+                ("latency sum", lambda s: s.latency_sum_us),
+                ("procapp requests", lambda s: s.apps["procapp"]["requests"]),
+                ("hello requests", lambda s: s.apps["hello"]["requests"]))
+
+    def __init__(self, testcase, worker):
+        self.t = testcase
+        self.w = worker
+        self.last = None
+
+    def until(self, predicate, timeout=TIMEOUT):
+        def check(s):
+            if self.last is not None:
+                for name, get in self.COUNTERS:
+                    self.t.assertGreaterEqual(
+                        get(s), get(self.last), "%s went back: %r after %r"
+                        % (name, s, self.last))
+                for i in range(NBUCKETS):
+                    self.t.assertGreaterEqual(s.buckets[i],
+                                              self.last.buckets[i], s)
+            self.last = s
+            return predicate(s)
+        return self.w.stats_until(self.t, check, timeout)
+
+
 class StatsTest(unittest.TestCase):
 
     def start(self, apps, **kw):
@@ -330,6 +401,103 @@ class StatsTest(unittest.TestCase):
         s = w.stats_until(self, lambda s: s.apps["hello"]["version"] == 2
                           and s.pid != first.pid)
         self.assertEqual(s.apps["hello"]["requests"], 1)
+
+    def procapp_pid(self, w):
+        r = w.request("GET", "/", app="u/procapp")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.body.startswith(b"pid="), r)
+        return int(r.body[4:])
+
+    def test_process_mode_requests_counted(self):
+        """Requests served by a process-mode app's own process count in
+        the worker's reports, once: served, 2xx, the histogram and the
+        app's requests; after a reload (a new app process, the old one
+        drains and exits) the totals go on from there, never lower."""
+        w = self.start(["hello"], prepare=add_procapp)
+        reports = Reports(self, w)
+        base = reports.until(lambda s: settled(s) and "procapp" in s.apps)
+        self.assertEqual(base.apps["procapp"]["mode"], MODE_PROCESS)
+        self.assertEqual(base.apps["procapp"]["requests"], 0)
+        n = 5
+        pids = {self.procapp_pid(w) for _ in range(n)}
+        self.assertEqual(len(pids), 1, pids)
+        pid1 = pids.pop()
+        self.assertNotEqual(pid1, w.proc.pid, "not in a process of its own")
+        for _ in range(2):
+            self.assertEqual(w.request("GET", "/", app="u/hello").status,
+                             200)
+        # Not one more: what the worker handed over it did not count.
+        s = reports.until(lambda s: s.served >= base.served + n + 2
+                          and s.apps["procapp"]["requests"] >= n)
+        self.assertEqual(s.served, base.served + n + 2, s)
+        self.assertEqual(s.status[1] - base.status[1], n + 2, s)
+        self.assertEqual(sum(s.buckets) - sum(base.buckets), n + 2, s)
+        self.assertEqual(s.apps["procapp"]["requests"], n, s)
+        self.assertEqual(s.apps["hello"]["requests"], 2, s)
+        self.assertEqual(s.inflight, 0, s)
+        self.assertGreater(s.latency_sum_us, base.latency_sum_us)
+
+        # A reload: a new process serves, the old one drains and exits.
+        with open(os.path.join(w.apps_dir, "procapp", "restart.txt"),
+                  "w") as f:
+            f.write("now\n")
+        reports.until(lambda s: s.apps["procapp"]["version"] >= 2,
+                      timeout=START_TIMEOUT)
+        pid2 = self.procapp_pid(w)
+        self.assertNotEqual(pid2, pid1, "the reload gave no new process")
+        m = 3
+        for _ in range(m - 1):
+            self.assertEqual(self.procapp_pid(w), pid2)
+        self.assertTrue(wait_for(lambda: pid_gone(pid1), START_TIMEOUT),
+                        "the old app process %d did not exit" % pid1)
+        s = reports.until(lambda s: s.apps["procapp"]["requests"] >= n + m)
+        self.assertEqual(s.apps["procapp"]["requests"], n + m, s)
+        self.assertEqual(s.served, base.served + n + m + 2, s)
+        self.assertEqual(s.status[1] - base.status[1], n + m + 2, s)
+        # The old process's counts outlive it: one more request, and
+        # the total is one more.
+        self.assertEqual(self.procapp_pid(w), pid2)
+        s = reports.until(lambda s: s.served >= base.served + n + m + 3)
+        self.assertEqual(s.served, base.served + n + m + 3, s)
+        self.assertEqual(s.apps["procapp"]["requests"], n + m + 1, s)
+        self.assertEqual(s.inflight, 0, s)
+        self.assertEqual(s.pid, w.proc.pid)
+
+    def test_garbage_stats_from_app_process(self):
+        """An app's process that sends stats that do not add up is cut
+        off and killed; the worker lives on, restarts the app's process,
+        keeps reporting, and what the old process had reported stays
+        counted."""
+        w = self.start(["hello"], prepare=add_procapp)
+        reports = Reports(self, w)
+        pid1 = self.procapp_pid(w)
+        self.assertEqual(self.procapp_pid(w), pid1)
+        s = reports.until(lambda s: s.apps["procapp"]["requests"] >= 2)
+        self.assertEqual(s.apps["procapp"]["requests"], 2, s)
+        try:
+            w.request("GET", "/garbage", app="u/procapp")
+        except (ConnectionClosed, OSError):
+            pass   # killed before it answered: fine
+        self.assertTrue(wait_for(lambda: pid_gone(pid1), TIMEOUT),
+                        "the app process %d that sent garbage still runs"
+                        % pid1)
+        self.assertIn("its process %d sent a bad message (STATS whose "
+                      "served is not the sum of its buckets)" % pid1,
+                      w.stderr_text())
+        self.assertTrue(w.alive(), w.stderr_text()[-3000:])
+        self.assertEqual(w.request("GET", "/", app="u/hello").status, 200)
+        # A new process after the crash backoff (no request meanwhile:
+        # a 503 would count too).
+        self.assertTrue(wait_for(
+            lambda: "serves it in process mode (restart after a crash)"
+            in w.stderr_text(), START_TIMEOUT), w.stderr_text()[-3000:])
+        pid2 = self.procapp_pid(w)
+        self.assertNotEqual(pid2, pid1)
+        s = reports.until(lambda s: s.apps["procapp"]["requests"] >= 3)
+        self.assertEqual(s.apps["procapp"]["requests"], 3, s)
+        self.assertEqual(s.apps["hello"]["requests"], 1, s)
+        self.assertEqual(s.inflight, 0, s)
+        self.assertTrue(w.alive())
 
     def test_bad_lodged_fd(self):
         """--lodged-fd must be a SEQPACKET socket: refused at start."""

@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs="build-essential cmake pkg-config clang-format clang libclang-rt-dev
-python3 python3-dev libpython3-dev python3-flask
+python3 python3-dev libpython3-dev python3-flask python3-venv
 libcmocka-dev libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev
 libinih-dev libsystemd-dev
 curl procps socat apache2

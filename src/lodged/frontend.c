@@ -45,18 +45,21 @@
  * systemd owns such a socket file: lodged never replaces nor removes it,
  * and connections keep queueing in it while lodged restarts.
  */
-static int frontend_activated(const struct conf_front *f, const bool *used,
-    int nfds)
+static int frontend_activated(
+    const struct conf_front *f, const struct lodged_ctx *ctx)
 {
-	for (int i = 0; i < nfds; i++) {
-		int fd = SD_LISTEN_FDS_START + i;
+	for (size_t i = 0; i < ctx->npassed; i++) {
+		int fd = ctx->passed[i].fd;
 
-		if (used[i])
+		/* Users' sockets from the fd store are lodged.c's. */
+		if (ctx->passed[i].is_used ||
+		    strncmp(ctx->passed[i].name, LODGED_FDSTORE_PREFIX,
+		        strlen(LODGED_FDSTORE_PREFIX)) == 0)
 			continue;
 		if (f->ls.kind == UTIL_LISTEN_UNIX) {
 			if (sd_is_socket_unix(fd, SOCK_STREAM, 1, f->ls.path,
 			        0) > 0)
-				return i;
+				return (int)i;
 			continue;
 		}
 		struct addrinfo hints = {.ai_flags = AI_NUMERICHOST |
@@ -72,37 +75,22 @@ static int frontend_activated(const struct conf_front *f, const bool *used,
 
 		freeaddrinfo(ai);
 		if (is_match)
-			return i;
+			return (int)i;
 	}
 	return -1;
 }
 
 void frontend_open(struct lodged_ctx *ctx)
 {
-	int nfds = sd_listen_fds(1);
-	bool used[CONF_MAX_FRONTS * 2] = {false};
-
-	if (nfds < 0) {
-		log_warn("socket activation: %s; lodged opens the fronts "
-		         "itself",
-		    strerror(-nfds));
-		nfds = 0;
-	}
-	if (nfds > (int)(sizeof(used) / sizeof(used[0]))) {
-		log_warn("socket activation: %d sockets passed, only %zu "
-		         "looked at",
-		    nfds, sizeof(used) / sizeof(used[0]));
-		nfds = (int)(sizeof(used) / sizeof(used[0]));
-	}
 	for (size_t i = 0; i < ctx->conf.nfronts; i++) {
 		const struct conf_front *f = &ctx->conf.fronts[i];
 		struct lodged_front *lf = &ctx->fronts[i];
-		int k = frontend_activated(f, used, nfds);
+		int k = frontend_activated(f, ctx);
 
 		lf->path[0] = '\0';
 		if (k >= 0) {
-			used[k] = true;
-			lf->fd = SD_LISTEN_FDS_START + k;
+			ctx->passed[k].is_used = true;
+			lf->fd = ctx->passed[k].fd;
 			util_set_nonblock(lf->fd, true);
 			(void)fcntl(lf->fd, F_SETFD, FD_CLOEXEC);
 		} else if (f->ls.kind == UTIL_LISTEN_UNIX) {
@@ -124,13 +112,16 @@ void frontend_open(struct lodged_ctx *ctx)
 		    k >= 0 ? " (from systemd)" : "",
 		    f->is_trusted ? " (X-Forwarded-* trusted)" : "");
 	}
-	for (int i = 0; i < nfds; i++) {
-		if (used[i])
+	for (size_t i = 0; i < ctx->npassed; i++) {
+		if (ctx->passed[i].is_used ||
+		    strncmp(ctx->passed[i].name, LODGED_FDSTORE_PREFIX,
+		        strlen(LODGED_FDSTORE_PREFIX)) == 0)
 			continue;
 		log_warn("socket activation: descriptor %d matches no 'front =' "
 		         "listener of %s; closing it",
-		    SD_LISTEN_FDS_START + i, ctx->config_path);
-		close(SD_LISTEN_FDS_START + i);
+		    ctx->passed[i].fd, ctx->config_path);
+		close(ctx->passed[i].fd);
+		ctx->passed[i].is_used = true;
 	}
 }
 

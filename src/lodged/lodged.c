@@ -235,23 +235,167 @@ int lodged_unix_listen(const char *path, gid_t gid, const char *what,
 	return fd;
 }
 
+/*
+ * Systemd's fd store (lodge.service: FileDescriptorStoreMax) keeps a copy
+ * of each user's socket while lodged restarts, as lodge.socket keeps the
+ * fronts: a connection that comes meanwhile waits in its backlog for the
+ * next lodged, which takes the socket back (lodged_take_stored) instead
+ * of making a new one.  Without systemd (no NOTIFY_SOCKET) none of this
+ * happens: the socket ends with lodged.
+ */
+static void lodged_fdstore_remove(struct lodged_ctx *ctx, const char *name)
+{
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	if (ctx->has_fdstore)
+		(void)sd_notify(0, msg);
+}
+
+static void lodged_fdstore(struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	char msg[300];
+	int rc;
+
+	if (!ctx->has_fdstore || u->sock_file.ino == 0)
+		return;
+	snprintf(u->fdname, sizeof(u->fdname),
+	    LODGED_FDSTORE_PREFIX "%s@%jx-%jx", u->cu.name,
+	    (uintmax_t)u->sock_file.dev, (uintmax_t)u->sock_file.ino);
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", u->fdname);
+	rc = sd_pid_notify_with_fds(0, 0, msg, &u->listen_fd, 1);
+	u->is_stored = rc > 0;
+	if (rc <= 0)
+		log_warn("socket %s: systemd's fd store: %s", u->sock_path,
+		    rc < 0 ? strerror(-rc) : "no notify socket");
+}
+
+/* u's socket as the previous lodged left it in the fd store, if it is
+ * still the socket at u's path: 0 (u->listen_fd set), or -1. */
+static int lodged_take_stored(struct lodged_ctx *ctx, struct lodged_user *u)
+{
+	char prefix[256];
+	size_t len;
+	struct stat st;
+
+	len = (size_t)snprintf(prefix, sizeof(prefix),
+	    LODGED_FDSTORE_PREFIX "%s@", u->cu.name);
+	for (size_t i = 0; i < ctx->npassed; i++) {
+		struct lodged_passed *p = &ctx->passed[i];
+		uintmax_t dev = 0, ino = 0;
+		char end = 0;
+
+		if (p->is_used || strncmp(p->name, prefix, len) != 0)
+			continue;
+		p->is_used = true;
+		if (sscanf(p->name + len, "%jx-%jx%c", &dev, &ino, &end) != 2 ||
+		    sd_is_socket(p->fd, AF_UNIX, SOCK_STREAM, 1) <= 0 ||
+		    lstat(u->sock_path, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+		    (uintmax_t)st.st_dev != dev || (uintmax_t)st.st_ino != ino) {
+			/* Its file is gone or another socket's now (lodged was
+			 * run by hand meanwhile, socket_dir changed): a new
+			 * socket, and this one out of the store. */
+			log_info("socket %s: the one systemd kept is not the "
+			         "one at that path any more; making a new one",
+			    u->sock_path);
+			close(p->fd);
+			lodged_fdstore_remove(ctx, p->name);
+			continue;
+		}
+		u->sock_file.dev = st.st_dev;
+		u->sock_file.ino = st.st_ino;
+		snprintf(u->fdname, sizeof(u->fdname), "%s", p->name);
+		util_set_nonblock(p->fd, true);
+		(void)fcntl(p->fd, F_SETFD, FD_CLOEXEC);
+		if (chown(u->sock_path, 0, ctx->socket_gid) < 0)
+			log_error("socket %s: chown: %s", u->sock_path,
+			    strerror(errno));
+		u->listen_fd = p->fd;
+		u->is_stored = true;
+		return 0;
+	}
+	return -1;
+}
+
 static int lodged_socket_open(struct lodged_ctx *ctx, struct lodged_user *u)
 {
 	snprintf(u->sock_path, sizeof(u->sock_path), "%s/%s.sock",
 	    ctx->conf.socket_dir, u->cu.name);
+	if (lodged_take_stored(ctx, u) == 0)
+		return 0;
 	u->listen_fd = lodged_unix_listen(u->sock_path, ctx->socket_gid,
 	    u->cu.name, &u->sock_file);
-	return u->listen_fd < 0 ? -1 : 0;
+	if (u->listen_fd < 0)
+		return -1;
+	lodged_fdstore(ctx, u);
+	return 0;
 }
 
-static void lodged_socket_close(struct lodged_ctx *ctx, struct lodged_user *u)
+/* is_gone: the user is no longer hosted (the socket, its file and its
+ * copy in the fd store go); else lodged is exiting, and a socket systemd
+ * keeps stays, file and all, for the next lodged. */
+static void lodged_socket_close(
+    struct lodged_ctx *ctx, struct lodged_user *u, bool is_gone)
 {
 	if (u->listen_fd < 0)
 		return;
 	lodged_watch(ctx, u, false);
+	if (is_gone && u->is_stored)
+		lodged_fdstore_remove(ctx, u->fdname);
 	close(u->listen_fd);
 	u->listen_fd = -1;
-	lodged_sockfile_unlink(&u->sock_file, u->sock_path, "socket");
+	if (is_gone || !u->is_stored)
+		lodged_sockfile_unlink(&u->sock_file, u->sock_path, "socket");
+}
+
+/* At start: what systemd passed (lodge.socket's fronts, the fd store's
+ * users' sockets), with their names. */
+static void lodged_take_passed(struct lodged_ctx *ctx)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+
+	ctx->has_fdstore = getenv("NOTIFY_SOCKET") != NULL;
+	if (n < 0) {
+		log_warn("socket activation: %s; lodged opens every socket "
+		         "itself",
+		    strerror(-n));
+		n = 0;
+	}
+	ctx->passed = n > 0 ? calloc((size_t)n, sizeof(*ctx->passed)) : NULL;
+	if (n > 0 && ctx->passed == NULL)
+		fatal("out of memory");
+	for (int i = 0; i < n; i++) {
+		ctx->passed[i].fd = SD_LISTEN_FDS_START + i;
+		snprintf(ctx->passed[i].name, sizeof(ctx->passed[i].name),
+		    "%s", names != NULL && names[i] != NULL ? names[i] : "");
+	}
+	ctx->npassed = (size_t)n;
+	if (names != NULL) {
+		for (int i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+	}
+}
+
+/* After start: a stored socket of a user no longer hosted is closed, and
+ * leaves the store. */
+static void lodged_drop_passed(struct lodged_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->npassed; i++) {
+		struct lodged_passed *p = &ctx->passed[i];
+
+		if (p->is_used)
+			continue;
+		log_info("socket %s kept by systemd: no such hosted user; "
+		         "closing it",
+		    p->name);
+		close(p->fd);
+		lodged_fdstore_remove(ctx, p->name);
+	}
+	free(ctx->passed);
+	ctx->passed = NULL;
+	ctx->npassed = 0;
 }
 
 /* A new hosted user: takes cu (moved, the source zeroed), opens its
@@ -403,7 +547,7 @@ int lodged_reload(struct lodged_ctx *ctx, struct conf_msgs *errs_r,
 			continue;
 		log_info("user %s: no longer hosted; stopping its workers",
 		    u->cu.name);
-		lodged_socket_close(ctx, u);
+		lodged_socket_close(ctx, u, true);
 		supervise_signal_user(ctx, u, SIGTERM);
 		u->is_removed = true;
 	}
@@ -802,6 +946,7 @@ int main(int argc, char **argv)
 	ctx->router.ev_log = LODGED_EV_ROUTER_LOG;
 	lodged_detect_cgroups(ctx);
 	lodged_socket_dir(ctx->conf.socket_dir);
+	lodged_take_passed(ctx);
 	frontend_open(ctx);
 	if (!is_foreground && daemon(0, 1) < 0)
 		fatal("daemon: %s", strerror(errno));
@@ -826,6 +971,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < h.nusers; i++)
 		lodged_add_user(ctx, &h.users[i]);
 	conf_hosted_free(&h);
+	lodged_drop_passed(ctx);
 	frontend_start(ctx);
 	log_info("ready: %zu user(s) hosted, sockets in %s%s", ctx->nusers,
 	    ctx->conf.socket_dir,
@@ -838,7 +984,7 @@ int main(int argc, char **argv)
 	lodged_run(ctx);
 
 	for (size_t i = 0; i < ctx->nusers; i++) {
-		lodged_socket_close(ctx, ctx->users[i]);
+		lodged_socket_close(ctx, ctx->users[i], false);
 		supervise_free_user(ctx->users[i]);
 	}
 	frontend_close(ctx);

@@ -92,6 +92,9 @@ struct lodged_user {
 	char sock_path[UTIL_MAX_PATH];
 	struct lodged_sockfile sock_file;
 	int listen_fd;   /* -1: no socket (creating it failed) */
+	bool is_stored;  /* systemd keeps a copy (its fd store): the socket
+	                    and its file outlive this lodged, for the next */
+	char fdname[128]; /* its name there (lodged.c, lodged_fdstore) */
 	bool is_watched; /* listen_fd is in the epoll set */
 	bool is_removed; /* no longer hosted: freed once no worker runs */
 	bool is_held;    /* lodgectl stop: no worker starts (the socket is
@@ -144,10 +147,30 @@ struct lodged_router {
 	uint64_t answers[MSG_QUEUES_NSTATUS];
 };
 
+/* The name prefix of a user's socket in systemd's fd store: stored when
+ * lodged makes it, given back to the next lodged at its start
+ * (lodge.service: FileDescriptorStoreMax).  The whole name is
+ * "lodge-user-NAME@DEV-INO", DEV and INO (hex) those of its socket file,
+ * so that the next lodged takes it back only if that file is still the
+ * one at the user's path. */
+#define LODGED_FDSTORE_PREFIX "lodge-user-"
+
+/* A descriptor systemd passed at start: a front socket of lodge.socket, or
+ * a user's socket from the fd store. */
+struct lodged_passed {
+	int fd;
+	char name[256]; /* its FDNAME ("" if none) */
+	bool is_used;   /* taken; an unused one is closed after start */
+};
+
 /* The one context of the process (STYLE.md rule 7). */
 struct lodged_ctx {
 	const char *config_path;
 	struct conf conf; /* in force */
+	struct lodged_passed *passed; /* from systemd at start */
+	size_t npassed;
+	bool has_fdstore; /* under systemd (NOTIFY_SOCKET): store users'
+	                     sockets there */
 	gid_t socket_gid;
 	struct lodged_user **users;
 	size_t nusers;

@@ -142,16 +142,19 @@ class LodgeHost:
             f.write(text)
         os.replace(tmp, self.conf)
 
-    def spawn(self, listen_fds=()):
+    def spawn(self, listen_fds=(), names=None, notify_socket=None):
         """Starts another `lodged --foreground` on the config as it is,
         logging to the same file; returns its Popen.  listen_fds (listening
         sockets) are passed as systemd passes lodge.socket's: as fds 3, 4,
         ... with LISTEN_FDS and LISTEN_PID (lodged's own pid, set after
-        the fork).  The caller keeps its copies open, as systemd does."""
+        the fork), and names (one per fd) as LISTEN_FDNAMES.  The caller
+        keeps its copies open, as systemd does.  notify_socket: the path
+        given as NOTIFY_SOCKET (sd_notify, the fd store)."""
         if self.log is None:
             self.log = open(self.log_path, "a")
         n = len(listen_fds)
         nfds = str(n)
+        fdnames = ":".join(names) if names is not None else None
         # Out of the way of 3 .. 3+n-1 first, so no source is overwritten.
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64)
                 for fd in listen_fds]
@@ -161,22 +164,30 @@ class LodgeHost:
             # the test may hold locks: dup2 and putenv only.
             for i, fd in enumerate(high):
                 os.dup2(fd, 3 + i)
-            os.putenv("LISTEN_FDS", nfds)
-            os.putenv("LISTEN_PID", str(os.getpid()))
+            # (putenv, not Popen's env=: that one is fixed before the
+            # fork, and LISTEN_PID is known only after it.)
+            if n:
+                os.putenv("LISTEN_FDS", nfds)
+                os.putenv("LISTEN_PID", str(os.getpid()))
+            if n and fdnames is not None:
+                os.putenv("LISTEN_FDNAMES", fdnames)
+            if notify_socket is not None:
+                os.putenv("NOTIFY_SOCKET", notify_socket)
         try:
             return subprocess.Popen(
                 [os.environ["LODGED"], "--foreground", "--config", self.conf],
                 stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
                 pass_fds=range(3, 3 + n),
-                preexec_fn=systemd_way if n else None)
+                preexec_fn=systemd_way if n or notify_socket else None)
         finally:
             for fd in high:
                 os.close(fd)
 
-    def start(self, extra="", sections="", ready="ready:", listen_fds=()):
+    def start(self, extra="", sections="", ready="ready:", listen_fds=(),
+              names=None, notify_socket=None):
         self.write_config(self.config(extra, sections=sections))
         self.log = open(self.log_path, "a")
-        self.proc = self.spawn(listen_fds)
+        self.proc = self.spawn(listen_fds, names, notify_socket)
         if not wait_for(lambda: ready in self.read_log()
                         or self.proc.poll() is not None):
             raise RuntimeError("lodged did not start:\n" + self.read_log())

@@ -1,13 +1,19 @@
 """Upgrading lodge while it serves: lodged restarts on the front sockets
-that lodge.socket holds, and no request that got a connection is lost.
+that lodge.socket holds and the users' sockets that systemd's fd store
+keeps, and no request that got a connection is lost.
 
 This machine has no systemd as PID 1, so the test plays its part, as
-packaging/systemd/lodge.socket would: it creates the front listening
-sockets itself (http:unix, http:tcp:127.0.0.1, uwsgi:unix), passes them
-to lodged the systemd way (fds 3, 4, 5, LISTEN_FDS, LISTEN_PID = lodged's
-own pid: lodgehost.LodgeHost.spawn) and keeps its copies open across the
-restart, as systemd does.  lodged matches each descriptor to a `front =`
-listener by its address (src/lodged/frontend.c).
+packaging/systemd/lodge.socket and lodge.service would: it creates the
+front listening sockets itself (http:unix, http:tcp:127.0.0.1,
+uwsgi:unix), passes them to lodged the systemd way (fds 3, 4, 5,
+LISTEN_FDS, LISTEN_PID = lodged's own pid, LISTEN_FDNAMES:
+lodgehost.LodgeHost.spawn) and keeps its copies open across the restart,
+as systemd does.  lodged matches each descriptor to a `front =` listener
+by its address (src/lodged/frontend.c).  It also serves the notify socket
+(NOTIFY_SOCKET): lodged stores each user's socket there (FDSTORE=1,
+FDNAME=lodge-user-NAME@DEV-INO), and the test passes them back to the next lodged
+with the fronts, as systemd does for a service with
+FileDescriptorStoreMax.
 
 Two hosted users with an app each.  While client threads send a steady
 stream of requests through every front to both users (a new connection
@@ -24,10 +30,11 @@ config, the same inherited sockets)
 
 Three restarts each, while the clients send.  Each asserts that every
 front request got a complete 200 (no refused connection, no reset, no
-empty reply, no 502), that every request sent on a kept-alive connection
-to a user's socket was answered, that each old lodged exited 0 and that
-the new one serves both users from new workers, started on demand.
-Failures are counted by kind and listed.
+empty reply, no 502), that every request to a user's own socket was
+answered too (on a kept-alive connection or a new one: the socket lives
+on in the fd store), that each old lodged exited 0 and that the new one
+serves both users from new workers, started on demand.  Failures are
+counted by kind and listed.
 
   test_3_head_after_sigterm  a front connection the old router accepted,
                      whose head arrives only after the SIGTERM, is served
@@ -37,23 +44,17 @@ Failures are counted by kind and listed.
                      lodged's worker while a new lodged starts beside it
                      is answered; the old one then exits 0.
 
-Known gaps, each an expected failure that fails the day it is fixed:
-
   test_3b_head_after_sigterm_no_worker  the same as test_3 for a user with
-                     no worker running: 502 (a stopping lodged starts
-                     none).
+                     no worker running: the stopping lodged still starts
+                     one for its router, and the worker, born with the
+                     stop signals blocked, serves what it was handed
+                     before it leaves.
   test_4b_overlap_keeps_new_sockets  after test_4's overlapping restart,
-                     the old lodged's exit has removed the new one's own
+                     the old lodged's exit has not removed the new one's
                      socket files (users' sockets, control socket).
-
-Not asserted, because lodged cannot keep it today: a new connection to a
-user's own socket during a restart.  lodged makes those sockets itself
-and nobody holds them across the restart.  A connect() that lands in the
-old socket's backlog after the worker stopped accepting (it closes its
-copy on SIGTERM; lodged keeps its own, unwatched, open until it exits) is
-reset when the old lodged closes it; one made after the old lodged
-unlinked the path and before the new one renamed its socket into place
-gets ENOENT.  The stream tests print how many.
+  test_5_without_fd_store  the same restart without a notify socket (no
+                     systemd): front requests are all answered still, and
+                     the users' sockets are made anew.
 
 Environment: LODGED, LODGE_WORKER and LODGE_ROUTER name the binaries.
 """
@@ -274,6 +275,58 @@ class KeepAlive:
             self.sock = None
 
 
+class FdStore:
+    """systemd's part for lodge.service: the notify socket (NOTIFY_SOCKET)
+    and the service's fd store.  FDSTORE=1 with FDNAME keeps the
+    descriptor that came with the message, FDSTOREREMOVE=1 drops the
+    ones of that name; the next lodged gets what is kept, with the
+    names (LISTEN_FDNAMES)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.lock = threading.Lock()
+        self.fds = {}  # name -> fd
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(self.sock, 4096, 8)
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in
+                          msg.decode(errors="replace").splitlines()
+                          if "=" in line)
+            name = fields.get("FDNAME", "stored")
+            with self.lock:
+                if fields.get("FDSTORE") == "1" and fds:
+                    old = self.fds.pop(name, None)
+                    if old is not None:
+                        os.close(old)
+                    self.fds[name] = fds.pop(0)
+                elif fields.get("FDSTOREREMOVE") == "1":
+                    old = self.fds.pop(name, None)
+                    if old is not None:
+                        os.close(old)
+            for fd in fds:
+                os.close(fd)
+
+    def stored(self):
+        """[(name, fd)] kept now."""
+        with self.lock:
+            return sorted(self.fds.items())
+
+    def close(self):
+        self.sock.close()
+        with self.lock:
+            for fd in self.fds.values():
+                os.close(fd)
+            self.fds = {}
+
+
 class Stream:
     """Client threads sending requests until stopped; every outcome is
     kept with the client's name."""
@@ -354,8 +407,11 @@ class UpgradeTest(unittest.TestCase):
             Front("uwsgi", socket.AF_UNIX, os.path.join(h.tmp, "uwsgi.sock")),
         ]
         cls.tcp = cls.fronts[1]
+        cls.store = FdStore(os.path.join(h.tmp, "notify.sock"))
+        fds, names = cls.passed()
         h.start(extra="front = %s\n" % ", ".join(f.spec for f in cls.fronts),
-                ready="router: started", listen_fds=cls.listen_fds())
+                ready="router: started", listen_fds=fds, names=names,
+                notify_socket=cls.store.path)
         log = h.read_log()
         for f in cls.fronts:
             if "front %s: listening (from systemd)" % f.spec not in log:
@@ -363,8 +419,16 @@ class UpgradeTest(unittest.TestCase):
                                    "inherited sockets:\n%s" % (f.spec, log))
 
     @classmethod
-    def listen_fds(cls):
-        return [f.sock.fileno() for f in cls.fronts]
+    def passed(cls, with_store=True):
+        """What systemd passes a new lodged: lodge.socket's fronts, then
+        the fd store's users' sockets; (fds, names)."""
+        fds = [f.sock.fileno() for f in cls.fronts]
+        names = ["lodge.socket"] * len(fds)
+        if with_store:
+            for name, fd in cls.store.stored():
+                fds.append(fd)
+                names.append(name)
+        return fds, names
 
     @classmethod
     def tearDownClass(cls):
@@ -378,6 +442,9 @@ class UpgradeTest(unittest.TestCase):
         for f in cls.fronts:
             f.sock.close()
         cls.fronts = []
+        if getattr(cls, "store", None) is not None:
+            cls.store.close()
+            cls.store = None
 
     # -- helpers -----------------------------------------------------------
 
@@ -403,10 +470,13 @@ class UpgradeTest(unittest.TestCase):
             boots.add(o.boot)
         return boots
 
-    def spawn_new(self, mark):
+    def spawn_new(self, mark, with_store=True):
         """A new lodged on the same config and inherited sockets; waits
-        until its router runs."""
-        self.host.proc = self.host.spawn(self.listen_fds())
+        until its router runs.  Without the store: no notify socket, and
+        nothing from the fd store (lodged run by hand)."""
+        fds, names = self.passed(with_store)
+        self.host.proc = self.host.spawn(
+            fds, names, self.store.path if with_store else None)
         self.assertTrue(self.host.wait_log(r"router: started", start=mark),
                         self.log_tail(mark))
 
@@ -494,7 +564,7 @@ class UpgradeTest(unittest.TestCase):
                    if o.kind != "ok" and not o.kept_alive]
         print("\n%d %s restarts: %d front requests, %d failed; %d on users' "
               "own sockets: %d failed on a kept-alive connection, %d on a "
-              "new one (not asserted)%s" % (
+              "new one%s" % (
                   rounds, what, len(front), len(bad_front), len(own),
                   len(bad_kept), len(bad_new),
                   ":\n" + summary(bad_front + bad_kept + bad_new)
@@ -504,16 +574,16 @@ class UpgradeTest(unittest.TestCase):
                       "restarts:\n%s\n%s" % (
                           len(bad_front), len(front), rounds, what,
                           summary(bad_front), self.log_tail()))
-        if bad_kept:
-            self.fail("%d requests on kept-alive connections to users' "
-                      "sockets failed:\n%s\n%s" % (
-                          len(bad_kept), summary(bad_kept), self.log_tail()))
+        if bad_kept or bad_new:
+            self.fail("%d requests to users' own sockets failed (%d on "
+                      "kept-alive connections):\n%s\n%s" % (
+                          len(bad_kept + bad_new), len(bad_kept),
+                          summary(bad_kept + bad_new), self.log_tail()))
         self.assertEqual(rcs, [0] * rounds, "the old lodgeds' exit statuses")
         for u in (A, B):
-            # Users' own sockets only if no old lodged outlived a new
-            # one's start (test_4b).  old_boots: every worker that
-            # answered before the last restart.
-            now = self.serving_boots(u, user_socket=not overlap)
+            # old_boots: every worker that answered before the last
+            # restart.
+            now = self.serving_boots(u)
             self.assertFalse(now & old_boots[u],
                              "%s: still served by an old worker" % u)
 
@@ -528,12 +598,7 @@ class UpgradeTest(unittest.TestCase):
         """A new lodged started while the old one drains: both routers
         accept on the same sockets for a while; every front request of
         the stream is answered."""
-        try:
-            self.check_restart(overlap=True)
-        finally:
-            # The old lodged may have removed the new one's own sockets
-            # (test_4b): a clean start for the tests after this one.
-            self.fresh_lodged()
+        self.check_restart(overlap=True)
 
     def head_after_sigterm(self, user):
         """Opens a front connection for user and sends half a head; once
@@ -581,12 +646,10 @@ class UpgradeTest(unittest.TestCase):
         self.serving_boots(A)
 
     def test_3b_head_after_sigterm_no_worker(self):
-        """Known gap: the same for a user who has no worker running (none
-        started yet, or gone idle): a stopping lodged refuses the router's
-        START (frontend.c frontend_start_user), so the request is answered
-        502.  Starting one is not enough as long as a worker that gets
-        SIGTERM early in its birth (before it blocks the signal) dies at
-        once with what the router handed it."""
+        """The same for a user who has no worker running (none started
+        yet, or gone idle): the stopping lodged still starts one for its
+        router, and the worker, born with the stop signals blocked,
+        serves what the router handed it before it leaves."""
         self.fresh_lodged()  # no worker runs
         o = self.head_after_sigterm(B)
         self.assertEqual(o.kind, "ok", "%s\n%s" % (o.detail, o.log))
@@ -614,7 +677,7 @@ class UpgradeTest(unittest.TestCase):
             slow.join(TIMEOUT)
             self.assertEqual(result["o"].kind, "ok", result["o"].detail)
             self.assertEqual(rc, 0)
-            self.serving_boots(A, user_socket=False)
+            self.serving_boots(A)
             UpgradeTest.after_overlap = {
                 p: os.path.exists(p) for p in (
                     self.user_socket(A), self.user_socket(B),
@@ -623,25 +686,46 @@ class UpgradeTest(unittest.TestCase):
             self.fresh_lodged()
 
     def test_4b_overlap_keeps_new_sockets(self):
-        """Known gap: a lodged that exits removes the socket files it
-        made (lodged.c lodged_socket_close, control.c control_close) by
-        path with unlink(2), even when a new lodged has since renamed its
-        own socket over that path: after an overlapping restart (test_4),
-        the users' sockets and the control socket are gone until the next
-        restart.  The fix: remember each file's st_dev/st_ino after bind,
-        and unlink only if lstat(path) still shows them."""
+        """A lodged that exits removes only the socket files it made
+        itself (by st_dev/st_ino), never one a new lodged put at the same
+        path: after an overlapping restart (test_4) the control socket and
+        the users' sockets are all there."""
         if self.after_overlap is None:
             self.skipTest("test_4_overlap_slow_request did not get there")
         self.assertEqual([p for p, there in self.after_overlap.items()
                           if not there], [],
                          "gone after the old lodged exited")
 
-    def fresh_lodged(self):
+    def test_5_without_fd_store(self):
+        """systemctl stop (systemd closes the fd store), then lodged run
+        by hand without systemd: no notify socket, nothing stored; it
+        makes the users' sockets anew and serves as before.  Then back
+        under "systemd": they are stored again."""
+        try:
+            self.serving_boots(A)
+            self.store.close()
+            self.store = UpgradeTest.store = FdStore(
+                os.path.join(self.host.tmp, "notify2.sock"))
+            self.fresh_lodged(with_store=False)
+            for u in (A, B):
+                self.serving_boots(u)
+            self.assertEqual(self.store.stored(), [])
+        finally:
+            self.fresh_lodged()
+        # lodge-user-NAME@DEV-INO: the socket file's identity.
+        self.assertTrue(wait_for(lambda: [n.split("@")[0] for n, _ in
+                                          self.store.stored()]
+                                 == ["lodge-user-" + A, "lodge-user-" + B]),
+                        self.store.stored())
+        for u in (A, B):
+            self.serving_boots(u)
+
+    def fresh_lodged(self, with_store=True):
         """Stops the running lodged and starts a new one (sequentially)."""
         old = self.host.proc
         old.send_signal(signal.SIGTERM)
         old.wait(TIMEOUT * 2)
-        self.spawn_new(len(self.host.read_log()))
+        self.spawn_new(len(self.host.read_log()), with_store)
 
 
 if __name__ == "__main__":

@@ -1319,11 +1319,12 @@ static void queues_change(const struct queues_row *row, uint8_t *p,
     size_t *len)
 {
 	struct msg_queues q;
-	struct msg_queue_user u;
+	struct msg_queue_user u = {0};
 	uint8_t *first = p + sizeof(q);
 
 	memcpy(&q, p, sizeof(q));
-	memcpy(&u, first, sizeof(u));
+	if (row->nusers > 0)
+		memcpy(&u, first, sizeof(u));
 	switch (row->change) {
 	case QC_FLAGS:
 		q.flags |= 0x4;
@@ -1360,7 +1361,7 @@ static void queues_change(const struct queues_row *row, uint8_t *p,
 		break;
 	}
 	memcpy(p, &q, sizeof(q));
-	if (q.nusers > 0 && row->nusers > 0)
+	if (row->nusers > 0)
 		memcpy(first, &u, sizeof(u));
 }
 

@@ -22,8 +22,9 @@ with userdel -r, even after a failure.
 
 Each test is one row of the table (test_NN_ = row NN) and asserts the
 "Expected" column.  Rows this machine cannot express are skipped with the
-reason (SANDBOX.md section 7: no cgroup v2 controllers, ia32 off, no
-router yet).
+reason (SANDBOX.md section 7: no cgroup v2 controllers, ia32 off).  Rows
+28 and 29 are the router's, proved by its own suites (test_router.py,
+test_front.py, test_apache.py; docs/security-model.md).
 
 Helpers: wait_for and run come from test_lodged.py; its fixture is not
 reused (fixed user names, a config for other purposes, a socket_dir in a
@@ -1109,11 +1110,10 @@ class SandboxAttackTest(unittest.TestCase):
 
     # -- rows 28-31 --------------------------------------------------------
 
-    def test_28_router_channel(self):
-        self.skipTest("no router yet (SANDBOX.md 6 row 28: to build)")
-
-    def test_29_pooled_front_connection(self):
-        self.skipTest("no router yet (SANDBOX.md 6 row 29: to build)")
+    # Rows 28 (the router channel) and 29 (a pooled front connection) are
+    # the router's: test_router.py (test_garbage_from_worker_cuts_it_off,
+    # test_deaf_worker_never_blocks_the_router ...), test_front.py and
+    # test_apache.py prove them (docs/security-model.md).
 
     def test_30_log_symlink_to_shadow(self):
         # ~alice/logs/lodge -> /etc/shadow was there before her worker's

@@ -233,10 +233,10 @@ void backend_submit(struct router *r, struct conn *c, const char *name)
 		front_answer(r, c, 503, "user %s: out of memory", name);
 		return;
 	}
-	/* lodged said a moment ago that this user has no worker to give:
-	 * the same answer, without asking again for every request. */
 	/* The early answers below count as u's (answer_quiet). */
 	c->user = u;
+	/* lodged said a moment ago that this user has no worker to give:
+	 * the same answer, without asking again for every request. */
 	if (u->answer_status != 0 && now < u->answer_until_ms &&
 	    !user_has_worker(u)) {
 		front_answer(r, c, u->answer_status, "%s/%s: %s", u->name,
@@ -547,10 +547,12 @@ int64_t backend_timers(struct router *r, int64_t now)
 						    ROUTER_START_AGAIN_MS);
 					r->is_tick_due = true;
 				} else if (list_is_empty(&u->workers) &&
-				           u->ninflight == 0 &&
-				           !u->is_reportable) {
-					if (now - u->idle_since_ms >=
-					    ROUTER_USER_IDLE_MS)
+				           u->ninflight == 0) {
+					/* Forgotten once idle long enough and
+					 * reported (backend_report). */
+					if (!u->is_reportable &&
+					    now - u->idle_since_ms >=
+					        ROUTER_USER_IDLE_MS)
 						user_free(r, u);
 					else
 						r->is_tick_due = true;

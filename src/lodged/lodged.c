@@ -952,7 +952,8 @@ int main(int argc, char **argv)
 		fatal("daemon: %s", strerror(errno));
 
 	/* Signals arrive through a signalfd, read in the loop; children
-	 * get a clean mask from spawn_worker. */
+	 * get their own mask from spawn_worker (the stop signals blocked
+	 * until the worker or the router takes them). */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGHUP);

@@ -111,6 +111,7 @@ void conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	wctx.nconns--;
+	atomic_fetch_add(&wctx.nclosing, 1);
 	pthread_mutex_unlock(&wctx.conns_lock);
 	/* A descriptor passed to another process keeps the socket open
 	 * there, and an epoll registration lives as long as the socket, not
@@ -129,6 +130,7 @@ void conn_close(struct conn *c)
 	conn_free(c);
 	if (done_id != 0)
 		front_send_done(done_id);
+	atomic_fetch_sub(&wctx.nclosing, 1);
 }
 
 /* Hands the connection back to the epoll set.  With pending, bytes are
@@ -185,6 +187,7 @@ void drain_claim_idle(void)
 		if (c->next != NULL)
 			c->next->prev = c->prev;
 		wctx.nconns--;
+		atomic_fetch_add(&wctx.nclosing, 1);
 		c->next = claimed;
 		claimed = c;
 	}
@@ -209,6 +212,7 @@ void drain_claim_idle(void)
 		if (is_lost && c->front != NULL &&
 		    atomic_exchange(&c->front->owes_done, false))
 			front_send_done(c->front->id);
+		atomic_fetch_sub(&wctx.nclosing, 1);
 	}
 }
 
@@ -737,7 +741,10 @@ void worker_drain_and_exit(void)
 		pthread_mutex_lock(&wctx.conns_lock);
 		nconns = wctx.nconns;
 		pthread_mutex_unlock(&wctx.conns_lock);
-		if (nconns == 0 && procmode_all_gone())
+		/* A connection just closed may still owe the router its
+		 * DONE (conn_close): leaving now would lose it. */
+		if (nconns == 0 && atomic_load(&wctx.nclosing) == 0 &&
+		    procmode_all_gone())
 			break;
 		if (util_now_ms() > deadline) {
 			log_warn("stopping: %d connection(s) still busy after "

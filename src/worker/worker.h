@@ -211,6 +211,8 @@ struct worker_ctx {
 	pthread_mutex_t conns_lock; /* guards the registry below */
 	struct conn *conns;
 	int nconns;
+	atomic_int nclosing;        /* out of the registry, DONE still to
+	                               send: a drain waits for them too */
 	atomic_int busy;            /* connections being served */
 	atomic_bool stopping;
 	atomic_llong last_sweep;

@@ -42,6 +42,17 @@ def wait_for(predicate, timeout=TIMEOUT, interval=0.05):
         time.sleep(interval)
 
 
+def set_up_class(cls):
+    """A test class's setUpClass body: cls._set_up(), and if that fails,
+    cls._tear_down() (so that users, processes and files a half-made
+    fixture made are removed) before the error goes on."""
+    try:
+        cls._set_up()
+    except BaseException:
+        cls._tear_down()
+        raise
+
+
 def missing_binaries(*names):
     """The environment variables among names that are unset."""
     return [n for n in names if not os.environ.get(n)]

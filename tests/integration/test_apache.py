@@ -115,11 +115,7 @@ class ApacheTest(unittest.TestCase):
                                              "LODGE_ROUTER")
         if missing:
             raise unittest.SkipTest("set " + ", ".join(missing))
-        try:
-            cls._set_up()
-        except BaseException:
-            cls._tear_down()
-            raise
+        lodgehost.set_up_class(cls)
 
     @classmethod
     def _set_up(cls):

@@ -589,11 +589,7 @@ class DocsCommandsTest(unittest.TestCase):
         except KeyError:
             raise AssertionError("no system user 'lodge' (router_user): "
                                  "run scripts/install-deps.sh")
-        try:
-            cls._set_up()
-        except BaseException:
-            cls._tear_down()
-            raise
+        lodgehost.set_up_class(cls)
 
     @classmethod
     def _set_up(cls):

@@ -137,11 +137,7 @@ class LodgectlTest(unittest.TestCase):
                                              "LODGECTL")
         if missing:
             raise unittest.SkipTest("set " + ", ".join(missing))
-        try:
-            cls._set_up()
-        except BaseException:
-            cls._tear_down()
-            raise
+        lodgehost.set_up_class(cls)
 
     @classmethod
     def _set_up(cls):

@@ -31,6 +31,8 @@ import tempfile
 import time
 import unittest
 
+import lodgehost
+
 TIMEOUT = float(os.environ.get("LODGE_TEST_TIMEOUT", "30"))
 
 PREFIX = "lodgetest-"
@@ -96,11 +98,7 @@ class LodgedTest(unittest.TestCase):
         worker = os.environ.get("LODGE_WORKER")
         if not cls.lodged or not worker:
             raise unittest.SkipTest("set LODGED and LODGE_WORKER")
-        try:
-            cls._set_up()
-        except BaseException:
-            cls._tear_down()
-            raise
+        lodgehost.set_up_class(cls)
 
     @classmethod
     def _set_up(cls):

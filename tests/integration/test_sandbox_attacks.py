@@ -66,6 +66,7 @@ import time
 import unittest
 import urllib.parse
 
+import lodgehost
 from test_lodged import run, wait_for
 
 TIMEOUT = float(os.environ.get("LODGE_TEST_TIMEOUT", "30"))
@@ -269,11 +270,7 @@ class SandboxAttackTest(unittest.TestCase):
                     "an AddressSanitizer worker can't run under the "
                     "sandbox's address-space limit; run with the normal "
                     "build")
-        try:
-            cls._set_up()
-        except BaseException:
-            cls._tear_down()
-            raise
+        lodgehost.set_up_class(cls)
 
     @classmethod
     def _set_up(cls):

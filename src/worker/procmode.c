@@ -339,10 +339,7 @@ int procmode_child_main(void)
 		stats_up_tick();
 		if (sig < 0 || sig == SIGHUP)
 			continue;
-		/* Told to stop by a signal, not by the worker (whose DRAIN
-		 * ends in replace_tick, with a last report): report now, as
-		 * the drain's end never comes back here. */
-		stats_up_final();
+		/* Its end sends our last report (stats_up_final). */
 		worker_drain_and_exit();
 	}
 }

@@ -756,6 +756,9 @@ void worker_drain_and_exit(void)
 		worker_timeout_sweep();
 		usleep(20 * 1000);
 	}
+	/* An app's own process: what it served, the drain included, goes
+	 * up to its worker (a no-op elsewhere). */
+	stats_up_final();
 	for (i = 0; i < wctx.napps; i++)
 		userlog_flush(wctx.apps[i]->log);
 	log_info("stopped");

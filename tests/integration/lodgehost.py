@@ -42,15 +42,36 @@ def wait_for(predicate, timeout=TIMEOUT, interval=0.05):
         time.sleep(interval)
 
 
-def set_up_class(cls):
-    """A test class's setUpClass body: cls._set_up(), and if that fails,
+def set_up_class(cls, needs=()):
+    """A test class's setUpClass body: skipped unless the environment
+    variables needs (binaries) are set; cls._set_up(), and if that fails,
     cls._tear_down() (so that users, processes and files a half-made
     fixture made are removed) before the error goes on."""
+    import unittest
+    missing = missing_binaries(*needs)
+    if missing:
+        raise unittest.SkipTest("set " + ", ".join(missing))
     try:
         cls._set_up()
     except BaseException:
         cls._tear_down()
         raise
+
+
+def unix_exchange(path, data, timeout=TIMEOUT):
+    """Sends data on a new connection to the Unix stream socket at path
+    and returns all it answers, up to its end."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
 
 
 def missing_binaries(*names):

@@ -111,11 +111,7 @@ class ApacheTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        missing = lodgehost.missing_binaries("LODGED", "LODGE_WORKER",
-                                             "LODGE_ROUTER")
-        if missing:
-            raise unittest.SkipTest("set " + ", ".join(missing))
-        lodgehost.set_up_class(cls)
+        lodgehost.set_up_class(cls, needs=("LODGED", "LODGE_WORKER", "LODGE_ROUTER"))
 
     @classmethod
     def _set_up(cls):
@@ -400,17 +396,9 @@ class ApacheTest(unittest.TestCase):
     def test_front_connection_is_closed_after_one_response(self):
         # Straight to the shared socket: a keep-alive request still gets
         # Connection: close, and the connection ends.
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(TIMEOUT)
-            s.connect(self.http_sock)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n"
-                      b"X-Lodge-App: " + A.encode() + b"/site\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+        data = lodgehost.unix_exchange(
+            self.http_sock, b"GET / HTTP/1.1\r\nHost: x\r\n"
+            b"X-Lodge-App: " + A.encode() + b"/site\r\n\r\n")
         head = data.split(b"\r\n\r\n", 1)[0].lower()
         self.assertTrue(head.startswith(b"http/1.1 200"), data[:200])
         self.assertIn(b"connection: close", head)

@@ -580,19 +580,16 @@ class DocsCommandsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        missing = lodgehost.missing_binaries("LODGED", "LODGE_WORKER",
-                                             "LODGE_ROUTER", "LODGECTL")
-        if missing:
-            raise unittest.SkipTest("set " + ", ".join(missing))
+        lodgehost.set_up_class(cls, needs=("LODGED", "LODGE_WORKER",
+                                           "LODGE_ROUTER", "LODGECTL"))
+
+    @classmethod
+    def _set_up(cls):
         try:
             pwd.getpwnam("lodge")
         except KeyError:
             raise AssertionError("no system user 'lodge' (router_user): "
                                  "run scripts/install-deps.sh")
-        lodgehost.set_up_class(cls)
-
-    @classmethod
-    def _set_up(cls):
         cls.host = h = lodgehost.LodgeHost("lodgedocs",
                                            ["-alice", "-bob", "-carol"])
         assert tuple(h.users) == USERS, h.users
@@ -661,17 +658,8 @@ class DocsCommandsTest(unittest.TestCase):
     @classmethod
     def worker_status(cls):
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(TIMEOUT)
-                s.connect(cls.worker_ctl)
-                s.sendall(b"status\n")
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            return json.loads(data)
+            return json.loads(lodgehost.unix_exchange(cls.worker_ctl,
+                                                      b"status\n"))
         except (OSError, ValueError):
             return None
 

@@ -133,11 +133,7 @@ class LodgectlTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        missing = lodgehost.missing_binaries("LODGED", "LODGE_WORKER",
-                                             "LODGECTL")
-        if missing:
-            raise unittest.SkipTest("set " + ", ".join(missing))
-        lodgehost.set_up_class(cls)
+        lodgehost.set_up_class(cls, needs=("LODGED", "LODGE_WORKER", "LODGECTL"))
 
     @classmethod
     def _set_up(cls):

@@ -69,16 +69,9 @@ def run(*args, check=True):
 
 def request(path, timeout=TIMEOUT):
     """GET / on a Unix socket; returns (status, body) or raises."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = lodgehost.unix_exchange(
+        path, b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        timeout)
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head else 0
     return status, body.decode("latin-1")

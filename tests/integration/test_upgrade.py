@@ -384,11 +384,7 @@ class UpgradeTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        missing = lodgehost.missing_binaries("LODGED", "LODGE_WORKER",
-                                             "LODGE_ROUTER")
-        if missing:
-            raise unittest.SkipTest("set " + ", ".join(missing))
-        lodgehost.set_up_class(cls)
+        lodgehost.set_up_class(cls, needs=("LODGED", "LODGE_WORKER", "LODGE_ROUTER"))
 
     @classmethod
     def _set_up(cls):

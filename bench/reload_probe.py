@@ -231,6 +231,22 @@ def wait_version(poller, v, t0, limit):
             return None
 
 
+def wait_ready_polling(poller, ctl, app, limit):
+    """lodge: keeps probing until the old generation of app has ended and
+    its spare interpreter for the next reload is ready (at most limit s),
+    as they are when a person saves a file again."""
+    end = now() + limit
+    while now() < end:
+        try:
+            st = ctl_status(ctl)
+        except (OSError, ValueError):
+            return
+        a = next((x for x in st["apps"] if x["name"] == app), None)
+        if a is None or (a.get("retiring", 0) == 0 and a.get("spare", "ready") == "ready"):
+            return
+        poller.run_for(0.02)
+
+
 def do_reload(args, trigger, v):
     write_version(args.file, args.stage, args.template_text, v)
     t0 = now()
@@ -262,6 +278,8 @@ def cmd_series(args):
     progress = []
     for i in range(1, args.count + 1):
         p.run_for(args.gap)
+        if args.ctl:
+            wait_ready_polling(p, args.ctl, args.app, args.ready_limit)
         ver = args.start + i
         t0 = do_reload(args, trigger, ver)
         start_now(p)
@@ -320,10 +338,13 @@ def vmrss_kb(pid):
     return None
 
 
-def settled_status(ctl, app, limit=15.0):
-    """Waits until no old generation of the app is left; returns
-    (status, the app's entry, problem or None)."""
+def settled_status(ctl, app, limit=15.0, spare_limit=3.0):
+    """Waits until no old generation of the app is left, and (for up to
+    spare_limit s more) until its spare interpreter for the next reload
+    is ready, as it is when a person saves again; returns (status, the
+    app's entry, problem or None)."""
     end = now() + limit
+    spare_end = None
     st = a = None
     while True:
         try:
@@ -332,7 +353,10 @@ def settled_status(ctl, app, limit=15.0):
             return st, a, f"the control socket did not answer 'status' ({e})"
         a = next((x for x in st["apps"] if x["name"] == app), None)
         if a is not None and a.get("retiring", 0) == 0 and a.get("inflight", 0) == 0:
-            return st, a, None
+            if spare_end is None:
+                spare_end = now() + spare_limit
+            if a.get("spare", "ready") == "ready" or now() > spare_end:
+                return st, a, None
         if now() > end:
             return st, a, f"an old version still retiring after {limit:.0f} s"
         time.sleep(0.005)
@@ -469,6 +493,10 @@ def main():
     sp = sub.add_parser("series")
     common_reload(sp)
     sp.add_argument("--trigger", default="none", help="none | touch:FILE | hup:PID")
+    sp.add_argument("--ctl", default=None, help="lodge: the control socket; each reload waits "
+                    "(probing) for the app's spare interpreter")
+    sp.add_argument("--app", default=None, help="lodge: the app's name (with --ctl)")
+    sp.add_argument("--ready-limit", type=float, default=5.0)
     sp.add_argument("--gap", type=float, default=1.0, help="s of polling between reloads")
     sp.add_argument("--verbose", action="store_true")
     sp.set_defaults(func=cmd_series)

@@ -21,7 +21,7 @@
 #include "appconf.h"
 #include "ini_lines.h"
 
-#define APPCONF_KNOWN "entry, venv, env.NAME, threads, interpreter"
+#define APPCONF_KNOWN "entry, venv, env.NAME, threads, interpreter, preload"
 #define APPCONF_ENV_PREFIX "env."
 #define APPCONF_SECTION "app"
 
@@ -48,6 +48,7 @@ struct appconf_parse {
 	int line_venv;
 	int line_threads;
 	int line_interp;
+	int line_preload;
 	int line_env[APPCONF_MAX_ENV];
 };
 
@@ -284,6 +285,19 @@ static void appconf_set_interp(struct appconf_parse *p, const char *value)
 		    "expected 'sub' or 'main', got '%s'", value);
 }
 
+static void appconf_set_preload(struct appconf_parse *p, const char *value)
+{
+	if (!appconf_check_dup(p, "preload", &p->line_preload))
+		return;
+	if (strcmp(value, "yes") == 0)
+		p->conf->no_preload = false;
+	else if (strcmp(value, "no") == 0)
+		p->conf->no_preload = true;
+	else
+		appconf_fail(p, EINVAL, "preload",
+		    "expected 'yes' or 'no', got '%s'", value);
+}
+
 static void appconf_set_env(
     struct appconf_parse *p, const char *key, const char *value)
 {
@@ -362,6 +376,8 @@ static int appconf_handler(
 		appconf_set_threads(p, value);
 	} else if (strcmp(key, "interpreter") == 0) {
 		appconf_set_interp(p, value);
+	} else if (strcmp(key, "preload") == 0) {
+		appconf_set_preload(p, value);
 	} else if (strncmp(key, APPCONF_ENV_PREFIX,
 	               strlen(APPCONF_ENV_PREFIX)) == 0) {
 		appconf_set_env(p, key, value);

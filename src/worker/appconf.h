@@ -11,6 +11,8 @@
  *   env.DATABASE_URL = postgres://…  ; into the app's environ
  *   threads = 2                      ; at most this many requests at once
  *   interpreter = sub | main         ; main: process mode (reload issue)
+ *   preload = yes | no               ; no: reloads import every library
+ *                                    ; afresh (see preload.c)
  */
 #ifndef LODGE_APPCONF_H
 #define LODGE_APPCONF_H
@@ -34,6 +36,7 @@ struct appconf {
 	char *venv;           /* as written (relative or absolute), or NULL */
 	int threads;          /* 0: not set (the worker's --threads) */
 	enum appconf_interp interp;
+	bool no_preload;      /* preload = no */
 	size_t nenv;
 	struct appconf_env env[APPCONF_MAX_ENV];
 };

@@ -122,6 +122,11 @@ static void status_json(FILE *f)
 		    app->reloads_ok, app->reloads_failed, app->nfiles,
 		    proc ? (int)proc->pid : 0);
 		json_str(f, app->mode_reason);
+		/* The interpreter waiting for the next reload (preload.c). */
+		fprintf(f, ", \"spare\": \"%s\", \"spare_libraries\": %zu",
+		    app->spare == NULL ? "none" :
+		    app->preload_next < app->npreload ? "loading" : "ready",
+		    app->spare ? app->spare_preloaded : 0);
 		fprintf(f, ", \"reason\": ");
 		json_str(f, is_ok ? "" : app->reason);
 		fprintf(f, ", \"last_reload\": ");

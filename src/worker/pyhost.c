@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 
 #ifndef LODGE_PYTHON3
 #define LODGE_PYTHON3 "/usr/bin/python3.11"
@@ -232,17 +233,42 @@ fail:
  * be its last thread state.  Returns holding no GIL. */
 static void pyhost_end(struct app_gen *gen, PyThreadState **main_ts)
 {
+	int64_t t0 = util_now_ms();
+
 	/* EMBEDDING.md §5 item 2: on 3.11 End leaves the GIL held; going
 	 * back with PyEval_RestoreThread(main) would deadlock.  Swap. */
 	Py_EndInterpreter(gen->owner);
+	gen->end_ms = util_now_ms() - t0;
 	gen->owner = NULL;
 	PyThreadState_Swap(*main_ts);
 	*main_ts = PyEval_SaveThread();
 }
 
+/* Takes app's spare interpreter (made ahead of time by pyhost_make_spare,
+ * its libraries imported by preload.c) and enters it; NULL if there is
+ * none, or if it must not be used (then it is ended here). */
+static struct app_gen *pyhost_take_spare(struct app *app,
+    PyThreadState **main_ts)
+{
+	struct app_gen *spare = app->spare;
+
+	if (spare == NULL)
+		return NULL;
+	app->spare = NULL;
+	wsgi_gil_enter(spare->owner);
+	if (preload_usable(app))
+		return spare;
+	PyEval_SaveThread();
+	if (pyhost_destroy(spare, main_ts) < 0)
+		reload_park(spare);
+	else
+		free(spare);
+	return NULL;
+}
+
 struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts)
 {
-	struct app_gen *gen = calloc(1, sizeof(*gen));
+	struct app_gen *gen = calloc(1, sizeof(*gen)), *spare;
 	PyThreadState *owner;
 
 	if (gen == NULL) {
@@ -250,14 +276,11 @@ struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts)
 		return NULL;
 	}
 	gen->app = app;
-	if (app->spare != NULL) {
-		/* A bare interpreter made ahead of time (pyhost_make_spare):
-		 * only the app's own import is left to do. */
+	spare = pyhost_take_spare(app, main_ts);
+	if (spare != NULL) {
+		/* Only the app's own import is left to do. */
 		free(gen);
-		gen = app->spare;
-		app->spare = NULL;
-		wsgi_gil_enter(gen->owner);
-		owner = gen->owner;
+		gen = spare;
 	} else {
 		wsgi_gil_enter(*main_ts);
 		owner = Py_NewInterpreter();
@@ -344,7 +367,6 @@ int pyhost_destroy(struct app_gen *gen, PyThreadState **main_ts)
 int pyhost_make_spare(struct app *app, PyThreadState **main_ts)
 {
 	struct app_gen *gen = calloc(1, sizeof(*gen));
-	PyObject *mod;
 
 	if (gen == NULL)
 		return -1;
@@ -359,17 +381,20 @@ int pyhost_make_spare(struct app *app, PyThreadState **main_ts)
 	}
 	gen->interp = gen->owner->interp;
 	pyhost_guard(app);
-	/* _lodge's types and bootstrap too: everything but the app. */
-	mod = PyImport_ImportModule("_lodge");
-	if (mod == NULL) {
-		PyErr_Clear();
+	/* _lodge's types and bootstrap too: everything but the app (and,
+	 * later, its libraries: preload.c). */
+	gen->ws = wsgi_bind(app);
+	if (gen->ws == NULL) {
 		pyhost_end(gen, main_ts);
 		free(gen);
 		return -1;
 	}
-	Py_DECREF(mod);
 	PyEval_SaveThread();
 	app->spare = gen;
+	app->preload_next = 0;
+	app->spare_preloaded = 0;
+	app->spare_begun = false;
+	app->spare_stale = false;
 	return 0;
 }
 

@@ -44,6 +44,9 @@
 #define RELOAD_IDLE_WAIT_MS 1000 /* longest wait for an idle moment */
 #define RELOAD_DESTROY_POLL_MS 5
 #define RELOAD_MAX_CHANGED 64 /* sources remembered; more: drop every pyc */
+#define RELOAD_QUICK_MS 5 /* after one file written and closed */
+#define RELOAD_OPEN_MS 1000 /* at least, after a write to a file not closed */
+#define RELOAD_PRELOAD_SLICE_MS 10 /* a spare's imports, per loop pass */
 
 /* One watched folder of one app. */
 struct watch {
@@ -132,6 +135,9 @@ static void rescan(struct app_gen *gen)
 	wsgi_gil_enter(gen->watch_ts);
 	atomic_store(&gen->modules_grew, false);
 	wsgi_module_files(gen, roots, app->venv_dir ? 2 : 1, &files, &nfiles);
+	/* Only apps being edited get a spare (make_spares). */
+	if (app->reloads_ok + app->reloads_failed > 0)
+		preload_list(gen);
 	PyEval_SaveThread();
 	if (files == NULL)
 		return;
@@ -213,6 +219,70 @@ static void drop_changed_pycs(struct app *app)
 	}
 }
 
+/* Is path dir itself or in it? */
+static bool is_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Adds a change of dir/name (NULL: unknown, or many) to app's burst and
+ * pushes its reload back.  Every change pushes it back, so a burst of
+ * writes becomes one reload, after it; how far depends on the burst.
+ * One file, written and closed (an editor's save, a touch, a rename into
+ * place), is complete: the reload comes RELOAD_QUICK_MS after it.  A
+ * burst of several files (a git checkout, an rsync, an unpacked archive)
+ * waits for the settle delay, so that the files are imported together,
+ * and a file written but not closed yet (a slow upload) waits for its
+ * close, or RELOAD_OPEN_MS without a write, so that none is imported
+ * half-written.  Whichever it
+ * is, a build during which another change arrives is never published
+ * (see reload_app). */
+static void note_burst(struct app *app, const char *dir, const char *name,
+    uint32_t mask, int64_t now)
+{
+	char path[sizeof(app->burst_path)];
+	int delay;
+
+	app->nchanges++;
+	/* What the spare imported ahead of time may be what changed. */
+	if (dir == NULL || !is_under(dir, app->dir) ||
+	    (app->venv_dir != NULL && is_under(dir, app->venv_dir)) ||
+	    (strcmp(dir, app->dir) == 0 && (strcmp(name, "lodge.ini") == 0 ||
+		strcmp(name, "restart.txt") == 0)))
+		app->spare_stale = true;
+	if (dir == NULL || (mask & IN_ISDIR)) {
+		app->burst_multi = true;
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (app->burst_path[0] == '\0')
+			memcpy(app->burst_path, path, sizeof(path));
+		else if (strcmp(app->burst_path, path) != 0)
+			app->burst_multi = true;
+		if (mask & IN_CLOSE_WRITE)
+			app->burst_open = false;
+		else if (mask & (IN_MODIFY | IN_CREATE))
+			app->burst_open = true;
+	}
+	delay = wctx.settle_ms;
+	if (app->burst_open && delay < RELOAD_OPEN_MS)
+		delay = RELOAD_OPEN_MS; /* a slow writer: wait for its close */
+	else if (!app->burst_multi && !app->burst_open &&
+	    delay > RELOAD_QUICK_MS)
+		delay = RELOAD_QUICK_MS;
+	app->reload_due = now + delay;
+}
+
+/* Starts a new burst: changes from here on are not in the build that
+ * begins. */
+static void burst_reset(struct app *app)
+{
+	app->burst_path[0] = '\0';
+	app->burst_multi = false;
+	app->burst_open = false;
+}
+
 /* Schedules a reload if a watched file changed after since_ns (wall
  * clock): an edit made while the app was importing, before its folders
  * were watched. */
@@ -238,7 +308,7 @@ static void check_changed_since(struct app *app, int64_t since_ns)
 		    >= since_ns) {
 			if (i < app->nfiles)
 				note_changed_path(app, f);
-			app->reload_due = util_now_ms() + wctx.settle_ms;
+			note_burst(app, NULL, NULL, 0, util_now_ms());
 			return;
 		}
 	}
@@ -284,8 +354,8 @@ static void read_events(void)
 				/* Events were lost: reload everything rather
 				 * than miss a change. */
 				for (int i = 0; i < wctx.napps; i++)
-					wctx.apps[i]->reload_due = now +
-					    wctx.settle_ms;
+					note_burst(wctx.apps[i], NULL, NULL, 0,
+					    now);
 				continue;
 			}
 			for (int i = 0; i < rl.nwatches; i++) {
@@ -301,9 +371,8 @@ static void read_events(void)
 				    atomic_load(&w->app->proc) != NULL)
 					continue;
 				note_changed(w->app, w->dir, ev->name);
-				/* Each event pushes the reload back: a burst
-				 * of writes becomes one reload, after it. */
-				w->app->reload_due = now + wctx.settle_ms;
+				note_burst(w->app, w->dir, ev->name, ev->mask,
+				    now);
 			}
 		}
 	}
@@ -361,12 +430,24 @@ void reload_set_venv(struct app *app)
 	app->venv_dir = strdup(buf);
 }
 
+/* Ends a generation that was built but never published. */
+static void discard(struct app_gen *gen)
+{
+	gen->app->next_version--; /* its number goes to the next build */
+	if (pyhost_destroy(gen, &rl.main_ts) < 0) {
+		reload_park(gen);
+		return;
+	}
+	free(gen);
+}
+
 /* Builds a new generation and swaps it in; the old one keeps serving
  * until then, and for good if the build fails. */
 static void reload_app(struct app *app)
 {
 	struct app_gen *gen, *old = atomic_load(&app->current);
 	int64_t t0 = util_now_ms(), took, t0_ns;
+	unsigned long changes;
 
 	app->reload_due = 0;
 	if (wctx.app_process != NULL) {
@@ -398,9 +479,28 @@ static void reload_app(struct app *app)
 	}
 	reload_set_venv(app);
 	drop_changed_pycs(app);
+	burst_reset(app);
+	changes = app->nchanges;
 	t0_ns = util_wall_ns();
 	gen = pyhost_build(app, &rl.main_ts);
 	took = util_now_ms() - t0;
+	/* A change during the build may have been half read: never publish
+	 * (nor count as failed) what was built from a moving tree.  The
+	 * writes are still going on, so the next build waits for them to
+	 * settle. */
+	read_events();
+	if (app->nchanges != changes) {
+		app->burst_multi = true;
+		if (app->reload_due != 0)
+			app->reload_due = util_now_ms() + wctx.settle_ms;
+		userlog_printf(app->log, "the code changed while it was being "
+		    "imported: importing it again once the writes settle%s",
+		    gen ? "" : " (the error above may come from a file "
+		    "caught mid-write)");
+		if (gen != NULL)
+			discard(gen);
+		return;
+	}
 	if (gen == NULL) {
 		record(app, false, app->reason, took);
 		userlog_printf(app->log, "reload failed: %s (%s)", app->reason,
@@ -470,8 +570,10 @@ static bool reap(void)
 				reload_park(gen);
 				continue;
 			}
-			log_info("app %s: version %d ended in %lld ms", app->name,
-			    gen->version, (long long)(util_now_ms() - t0));
+			log_info("app %s: version %d ended in %lld ms (%lld ms "
+			    "of it holding the GIL)", app->name, gen->version,
+			    (long long)(util_now_ms() - t0),
+			    (long long)gen->end_ms);
 			/* A serving thread may still touch gen->inflight for
 			 * a moment (app_acquire's re-check): free it later. */
 			gen->next = rl.freeable;
@@ -483,12 +585,23 @@ static bool reap(void)
 
 /* Once nothing is pending, gives each app that was reloaded a spare
  * interpreter for its next reload: Py_NewInterpreter and site take
- * most of a small app's build time (EMBEDDING.md §2). */
-static void make_spares(void)
+ * most of a small app's build time (EMBEDDING.md §2), and the spare then
+ * imports the app's libraries, a few at a time (preload.c), which is most
+ * of a framework app's.  One step per pass: the GIL is shared with
+ * requests, and a change must not wait long.  True if it did something
+ * (there may be more to do). */
+static bool make_spares(void)
 {
 	for (int i = 0; i < wctx.napps; i++) {
 		struct app *app = wctx.apps[i];
 
+		if (app->spare != NULL && app->reload_due == 0 &&
+		    !atomic_load(&wctx.is_draining) &&
+		    app->preload_next < app->npreload) {
+			preload_step(app, util_now_ms() +
+			    RELOAD_PRELOAD_SLICE_MS);
+			return true;
+		}
 		if (app->spare != NULL || app->has_no_spare ||
 		    app->reloads_ok + app->reloads_failed
 		    == 0 || app->is_process_mode || app->reload_due != 0 ||
@@ -500,8 +613,9 @@ static void make_spares(void)
 			    "reloads build from scratch", app->name);
 			app->has_no_spare = true;
 		}
-		return; /* one per pass: the GIL is shared with requests */
+		return true;
 	}
+	return false;
 }
 
 static void free_ended(void)
@@ -548,6 +662,7 @@ void reload_request_replace(const char *why)
 static void *reload_thread(void *arg)
 {
 	int64_t last_free = util_now_ms();
+	bool spares_busy = false;
 
 	rl.main_ts = PyThreadState_New(PyInterpreterState_Main());
 	for (int i = 0; i < wctx.napps; i++) {
@@ -600,6 +715,8 @@ static void *reload_thread(void *arg)
 			next = now + RELOAD_DESTROY_POLL_MS;
 		if (atomic_load(&wctx.is_draining) && next > now + 20)
 			next = now + 20; /* hand over idle connections often */
+		if (spares_busy)
+			next = now; /* only look at what came meanwhile */
 		poll(pfd, 4, next > now ? (int)(next - now) : 0);
 		if (pfd[0].revents & POLLIN)
 			read_events();
@@ -623,8 +740,7 @@ static void *reload_thread(void *arg)
 			else if (gen != NULL && atomic_load(&gen->modules_grew))
 				rescan(gen);
 		}
-		if (!reap())
-			make_spares();
+		spares_busy = !reap() && make_spares();
 		if (atomic_exchange(&replace_asked, false))
 			replace_request(replace_why);
 		if (rl.parked != NULL && !rl.replace_asked_for_parked) {

@@ -89,6 +89,7 @@ struct app_gen {
 	PyThreadState *watch_ts;      /* the watcher thread's state in it */
 	int64_t retired_ms;           /* when it stopped taking requests */
 	int64_t import_ms;            /* how long building it took */
+	int64_t end_ms;               /* how long Py_EndInterpreter took */
 	bool is_parked;               /* app threads never ended: not ended */
 	struct app_gen *next;         /* in the retiring / parked lists */
 	/* Each serving thread's state in this interpreter, created lazily
@@ -136,12 +137,29 @@ struct app {
 	char *changed[64];        /* sources changed since the last build */
 	size_t nchanged;
 	bool changed_overflow;
+	/* The burst of changes since the last build began (read_events):
+	 * one file written and closed reloads after RELOAD_QUICK_MS; more
+	 * than one file, or a file still open for writing, after the
+	 * settle delay. */
+	char burst_path[4096];    /* the one file changed so far, or "" */
+	bool burst_multi;         /* another file or a folder changed too */
+	bool burst_open;          /* burst_path written, not closed yet */
+	unsigned long nchanges;   /* relevant changes seen, ever */
 	int reloads_ok, reloads_failed;
 	atomic_ullong nrequests;  /* stats.c: requests answered for it */
 	/* A bare interpreter ready for the next reload (made after the
 	 * first one: an app being edited is likely to be edited again). */
 	struct app_gen *spare;
 	bool has_no_spare;        /* making one failed: don't retry */
+	/* preload.c: the libraries the serving version imported (name and
+	 * file, in import order), which the spare imports ahead of time. */
+	char **preload_name, **preload_file;
+	size_t npreload;
+	size_t preload_next;      /* the next one the spare imports */
+	size_t spare_preloaded;   /* how many the spare did import */
+	bool spare_begun;         /* the spare's sys.path and environ set */
+	bool spare_stale;         /* a library, lodge.ini or restart.txt
+	                           * changed since the spare was made */
 
 	/* procmode.c: process mode (interpreter = main, or an import error
 	 * that says the code can't live in a sub-interpreter). */
@@ -235,6 +253,17 @@ struct app_gen *pyhost_build(struct app *app, PyThreadState **main_ts);
 /* Makes app->spare: a new interpreter with lodge's module but not the
  * app (watcher thread, no GIL held).  0 or -1. */
 int pyhost_make_spare(struct app *app, PyThreadState **main_ts);
+
+/* preload.c: warm spares (the libraries imported ahead of a reload). */
+/* With gen's GIL held: remembers the libraries gen imported. */
+void preload_list(struct app_gen *gen);
+void preload_free_list(struct app *app);
+/* Watcher thread, no GIL held: has app->spare import libraries until
+ * deadline (monotonic ms; at least one).  True if some are left. */
+bool preload_step(struct app *app, int64_t deadline);
+/* With the spare's GIL held, before the app is imported in it: may the
+ * spare be used?  False (and why, in the app's log) if it must go. */
+bool preload_usable(struct app *app);
 /* Process mode: prepares app in the main interpreter itself. */
 struct app_gen *pyhost_build_main(struct app *app);
 /* Ends a generation that serves no request any more (the calling thread
@@ -368,6 +397,10 @@ void app_cap_leave(struct app *app);
 
 /* wsgi.c: the _lodge built-in module and one WSGI call. */
 PyObject *wsgi_module_init(void);
+/* With a new interpreter's GIL held: imports _lodge there and sends the
+ * interpreter's sys.stdout and sys.stderr to app's log.  Its state, or
+ * NULL (error cleared). */
+struct wsgi_state *wsgi_bind(struct app *app);
 /* Sets up a fresh interpreter (sys.stdout/err to the app log, sys.path,
  * module state) and imports the app; the GIL of gen->interp is held.
  * Returns 0 or -1 (reason filled). */

@@ -1230,6 +1230,25 @@ void wsgi_log_exception(struct app *app, const char *what, char *reason,
 
 /* ---- preparing an interpreter ---- */
 
+struct wsgi_state *wsgi_bind(struct app *app)
+{
+	PyObject *mod = PyImport_ImportModule("_lodge");
+	struct wsgi_state *ws;
+
+	if (mod == NULL) {
+		PyErr_Clear();
+		return NULL;
+	}
+	ws = wsgi_state_of(mod);
+	ws->app = app;
+	((struct writer *)ws->errors)->app = app;
+	if (PySys_SetObject("stdout", ws->errors) < 0 ||
+	    PySys_SetObject("stderr", ws->errors) < 0)
+		PyErr_Clear();
+	Py_DECREF(mod); /* sys.modules keeps it */
+	return ws;
+}
+
 int wsgi_prepare(struct app_gen *gen, char *reason, size_t reason_size)
 {
 	struct app *app = gen->app;

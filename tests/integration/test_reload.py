@@ -562,6 +562,37 @@ class ReloadCase(unittest.TestCase):
 # Apps
 
 
+LIB = "venv/lib/python3.11/site-packages/slowlib.py"
+
+
+def slowlib(token):
+    return "import time\nT = time.time()\nTOKEN = %r\n" % token
+
+
+def libapp_files():
+    """An app with a library in its venv; the body says whether the
+    library was imported before the app's own code (by a spare) or by it."""
+    return {
+        "lodge.ini": "venv = venv\n",
+        LIB: slowlib("lib one"),
+        "helper.py": "VALUE = 'v1'\n",
+        "wsgi.py": dedent('''
+            import time
+            T0 = time.time()
+            import slowlib
+            import helper
+
+            def application(environ, start_response):
+                order = "preloaded" if slowlib.T < T0 else "fresh"
+                body = ("%s %s %s" % (helper.VALUE, slowlib.TOKEN,
+                                      order)).encode()
+                start_response("200 OK", [("Content-Type", "text/plain"),
+                                          ("Content-Length", str(len(body)))])
+                return [body]
+            '''),
+    }
+
+
 def modapp_files(value="one"):
     return {
         "wsgi.py": dedent('''
@@ -757,10 +788,11 @@ class TestReload(ReloadCase):
         self.wait_body("modapp", "modapp burst 199")
         time.sleep(1.0)
         a = self.wait_settled("modapp")
-        # The settle delay is 50 ms: if this (noisy) box paused the
-        # writing loop longer than that, the worker may rightly have
+        # One file rewritten and closed reloads 5 ms after the last write
+        # (more files: the 50 ms settle delay): if this (noisy) box paused
+        # the writing loop longer than that, the worker may rightly have
         # reloaded once per pause.
-        pauses = sum(1 for x, y in zip(times, times[1:]) if y - x >= 0.05)
+        pauses = sum(1 for x, y in zip(times, times[1:]) if y - x >= 0.005)
         reloads = a["reloads_ok"] - a0["reloads_ok"]
         msg = ("200 writes gave %d reloads (version %d -> %d; %d failed "
                "reloads; the writing loop paused >= 50 ms %d times)\n%s" % (
@@ -776,6 +808,159 @@ class TestReload(ReloadCase):
         self.assertEqual(len(re.findall(r"app modapp: version \d+ serves",
                                         self.stderr())), reloads, msg)
         self.assertEqual(self.body("modapp"), "modapp burst 199")
+
+    def test_one_file_saved_reloads_before_the_settle_delay(self):
+        """4b. With a long settle delay (8 s): one file saved (written and
+        closed) reloads at once; two files changed together wait for the
+        settle delay and come in one reload; a file still open for writing
+        waits until it is closed."""
+        self.start_worker({"modapp": modapp_files("zero")},
+                          extra_args=["--settle-ms", "8000"])
+        self.assertEqual(self.body("modapp"), "modapp zero")
+        v0 = self.status("modapp")["version"]
+        t = time.monotonic()
+        self.edit("modapp", "helper.py", "VALUE = 'one'\n")
+        self.wait_body("modapp", "modapp one", timeout=6)
+        self.assertLess(time.monotonic() - t, 8,
+                        "one saved file waited for the settle delay")
+
+        # Two files: nothing before the settle delay, then both at once.
+        t = time.monotonic()
+        self.edit("modapp", "helper.py",
+                  "from extra import WORD\nVALUE = WORD\n")
+        self.edit("modapp", "extra.py", "WORD = 'two'\n")
+        time.sleep(1.5)
+        if time.monotonic() - t < 7:
+            self.assertEqual(self.body("modapp"), "modapp one",
+                             "a two-file change did not wait for the settle "
+                             "delay\n" + self.diag("modapp"))
+        self.wait_body("modapp", "modapp two")
+        a = self.wait_settled("modapp")
+        self.assertEqual(a["version"], v0 + 2, a)
+
+        # A file written but not closed: no reload until it is closed.
+        self.write_slowly("modapp", ["VALUE = 'three'\n"], 1.5, 7,
+                          "modapp two")
+        t = time.monotonic()
+        self.wait_body("modapp", "modapp three", timeout=6)
+        self.assertLess(time.monotonic() - t, 8,
+                        "a closed file waited for the settle delay")
+        a = self.wait_settled("modapp")
+        self.assertEqual((a["version"], a["reloads_failed"]), (v0 + 3, 0), a)
+
+    def test_change_during_the_import_is_not_published(self):
+        """4c. A change that arrives while the new version is importing
+        (the import takes 1 s here): that build is never published; one
+        more build, after the writes settle, serves the last content, as
+        one new version and no failed reload."""
+        files = modapp_files("zero")
+        files["wsgi.py"] = "import time\ntime.sleep(1.0)\n" + files["wsgi.py"]
+        self.start_worker({"modapp": files})
+        self.assertEqual(self.body("modapp"), "modapp zero")
+        a0 = self.wait_settled("modapp")
+        self.edit("modapp", "helper.py", "VALUE = 'one'\n")
+        time.sleep(0.4)   # the build of 'one' sleeps in its import
+        self.edit("modapp", "helper.py", "VALUE = 'two'\n")
+        seen = self.wait_body("modapp", "modapp two")
+        a = self.wait_settled("modapp")
+        msg = "%r\n%s" % (a, self.diag("modapp"))
+        self.assertEqual(seen, "modapp two")
+        self.assertEqual(a["version"], a0["version"] + 1, msg)
+        self.assertEqual(a["reloads_ok"], a0["reloads_ok"] + 1, msg)
+        self.assertEqual(a["reloads_failed"], a0["reloads_failed"], msg)
+        self.assertIn("the code changed while it was being imported",
+                      self.applog("modapp"))
+
+    def test_file_open_for_writing_is_not_imported(self):
+        """4f. A file written in two parts with a pause between them (a
+        slow upload), closed at the end: never imported half-written,
+        with the default settle delay."""
+        self.start_worker({"modapp": modapp_files("zero")})
+        self.assertEqual(self.body("modapp"), "modapp zero")
+        a0 = self.wait_settled("modapp")
+        self.write_slowly("modapp", ["VALUE = 'first half'\n",
+                                     "VALUE = 'whole'\n"], 0.4, 0.9,
+                          "modapp zero")
+        self.wait_body("modapp", "modapp whole")
+        a = self.wait_settled("modapp")
+        self.assertEqual((a["version"], a["reloads_failed"]),
+                         (a0["version"] + 1, a0["reloads_failed"]), a)
+
+    def write_slowly(self, app, parts, pause, overrun, unchanged):
+        """Writes parts to app's helper.py in one open file, pausing after
+        the first; during the pause the app must still answer unchanged
+        (checked unless the pause overran to `overrun` s)."""
+        with open(self.app_path(app, "helper.py"), "w") as f:
+            t = time.monotonic()
+            f.write(parts[0])
+            f.flush()
+            time.sleep(pause)
+            if time.monotonic() - t < overrun:
+                self.assertEqual(self.body(app), unchanged,
+                                 "a file still open for writing was "
+                                 "imported\n" + self.diag(app))
+            for part in parts[1:]:
+                f.write(part)
+
+    def spare_ready(self, app):
+        return self.wait_status(
+            app, lambda a: a["spare"] == "ready", "a spare interpreter ready")
+
+    def test_spare_imports_the_libraries_ahead(self):
+        """4d. After a first reload, the spare interpreter imports the
+        app's libraries (here one in its venv) ahead of the next reload,
+        which then imports only the app's own code.  A change to the
+        library, or a file of the app folder that now shadows it, gives a
+        fresh import of everything instead."""
+        self.start_worker({"libapp": libapp_files()})
+        self.assertEqual(self.body("libapp"), "v1 lib one fresh")
+        self.edit("libapp", "helper.py", "VALUE = 'v2'\n")
+        self.wait_body("libapp", "v2 lib one fresh")   # no spare yet
+        a = self.spare_ready("libapp")
+        self.assertGreaterEqual(a["spare_libraries"], 1, a)
+        self.edit("libapp", "helper.py", "VALUE = 'v3'\n")
+        self.wait_body("libapp", "v3 lib one preloaded")
+
+        # The library changes: not the spare's copy, a fresh import.
+        self.spare_ready("libapp")
+        self.edit("libapp", LIB, slowlib("lib two"))
+        self.wait_body("libapp", "v3 lib two fresh")
+        self.assertIn("a library or lodge.ini changed", self.applog("libapp"))
+        # ... and the next spare has the new one.
+        self.spare_ready("libapp")
+        self.edit("libapp", "helper.py", "VALUE = 'v4'\n")
+        self.wait_body("libapp", "v4 lib two preloaded")
+
+        # A module of the app folder now shadows the library.
+        self.spare_ready("libapp")
+        self.edit("libapp", "slowlib.py", slowlib("shadow"))
+        self.wait_body("libapp", "v4 shadow fresh")
+        self.assertIn("now shadows the library slowlib",
+                      self.applog("libapp"))
+        a = self.wait_settled("libapp")
+        self.assertEqual(a["reloads_failed"], 0, a)
+
+    def test_preload_no_and_restart_txt_import_afresh(self):
+        """4e. `preload = no` in lodge.ini: every reload imports the
+        libraries afresh; with preload on, touching restart.txt does."""
+        files = libapp_files()
+        files["lodge.ini"] = "venv = venv\npreload = no\n"
+        self.start_worker({"libapp": files})
+        self.edit("libapp", "helper.py", "VALUE = 'v2'\n")
+        self.wait_body("libapp", "v2 lib one fresh")
+        a = self.spare_ready("libapp")
+        self.assertEqual(a["spare_libraries"], 0, a)
+        self.edit("libapp", "helper.py", "VALUE = 'v3'\n")
+        self.wait_body("libapp", "v3 lib one fresh")
+
+        self.edit("libapp", "lodge.ini", "venv = venv\n")
+        self.wait_settled("libapp")
+        self.spare_ready("libapp")
+        self.edit("libapp", "helper.py", "VALUE = 'v4'\n")
+        self.wait_body("libapp", "v4 lib one preloaded")
+        self.spare_ready("libapp")
+        touch(self.app_path("libapp", "restart.txt"))
+        self.wait_body("libapp", "v4 lib one fresh")
 
     def test_lazy_import_is_watched(self):
         """5. A module first imported inside a request (from a package the

@@ -20,7 +20,7 @@
 #include "appconf.h"
 
 #define NAME "t.ini"
-#define KNOWN "(known: entry, venv, env.NAME, threads, interpreter)"
+#define KNOWN "(known: entry, venv, env.NAME, threads, interpreter, preload)"
 #define ENTRY_EXPECTED                                                         \
 	"expected MODULE or MODULE:CALLABLE with dotted Python names "         \
 	"(letters, digits, '_'), like 'blog.wsgi:app', got "
@@ -55,6 +55,7 @@ struct ok_row {
 	const char *venv;
 	int threads;
 	enum appconf_interp interp;
+	bool no_preload;
 	size_t nenv;
 	struct {
 		const char *key;
@@ -106,6 +107,8 @@ static const struct ok_row ok_rows[] = {
     {.name = "interpreter main",
         .text = "interpreter = main\n",
         .interp = APPCONF_INTERP_MAIN},
+    {.name = "preload yes", .text = "preload = yes\n"},
+    {.name = "preload no", .text = "preload = no\n", .no_preload = true},
     {.name = "[app] section", .text = "[app]\nthreads = 4\n", .threads = 4},
     {.name = "keys before and in [app]",
         .text = "venv = v\n\n[app]\nthreads = 3\n",
@@ -158,6 +161,7 @@ static void test_ok(void **state)
 		assert_string_equal(conf.venv, row->venv);
 	assert_int_equal(conf.threads, row->threads);
 	assert_int_equal(conf.interp, row->interp);
+	assert_int_equal(conf.no_preload, row->no_preload);
 	assert_int_equal(conf.nenv, row->nenv);
 	for (size_t i = 0; i < row->nenv; i++) {
 		assert_string_equal(conf.env[i].key, row->env[i].key);
@@ -201,6 +205,10 @@ static const struct err_row err_rows[] = {
         NAME ":1: interpreter: expected 'sub' or 'main', got 'process'"},
     {"interpreter wrong case", "interpreter = Main\n",
         NAME ":1: interpreter: expected 'sub' or 'main', got 'Main'"},
+    {"preload unknown", "preload = off\n",
+        NAME ":1: preload: expected 'yes' or 'no', got 'off'"},
+    {"preload twice", "preload = no\npreload = no\n",
+        NAME ":2: preload: set twice (first on line 1)"},
     {"interpreter empty", "interpreter =\n",
         NAME ":1: interpreter: expected 'sub' or 'main', got ''"},
     {"entry dash", "entry = a-b:c\n",

@@ -603,7 +603,7 @@ class Bench:
                 "close)")
             out("")
             hello = self.cold_starts(HELLO_USER, HELLO_BODY, "hello")
-            flask = self.cold_starts(FLASK_USER, FLASK_BODY, "Flask")
+            self.cold_starts(FLASK_USER, FLASK_BODY, "Flask")
             out("cold start target for hello: p50 <= 60 ms: %s, p95 <= 60 "
                 "ms: %s" % ("PASS" if pct(hello, 50) <= 0.060 else "MISS",
                             "PASS" if pct(hello, 95) <= 0.060 else "MISS"))

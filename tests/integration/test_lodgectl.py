@@ -19,7 +19,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -471,7 +470,6 @@ class LodgectlTest(unittest.TestCase):
         self.wait_reported(A)
         hello = self.wait_app(A, lambda a: a["state"] == "ok", "serving")
         self.assertEqual(hello["mode"], "sub")
-        path = os.path.join(self.host.home(A), "apps", "hello", "wsgi.py")
         sock = os.path.join(self.host.socket_dir, A + ".sock")
         try:
             self.host.install_app(A, "hello", HELLO_APP + "\n# edited\n")

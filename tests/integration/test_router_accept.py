@@ -56,7 +56,7 @@ class TestHeadAfterAccept(RouterTest):
 
     def test_close_before_a_head_leaves_the_router_serving(self):
         r = self.router()
-        with r.conn() as c:
+        with r.conn():
             time.sleep(PAUSE)
         # A connection closed at once, before the router even looked.
         r.conn().close()

@@ -31,7 +31,7 @@ import time
 import unittest
 
 from lodgetest import (START_TIMEOUT, TIMEOUT, ConnectionClosed, Worker,
-                       WorkerError, wait_for, worker_binary)
+                       wait_for, worker_binary)
 
 # proto.h
 MSG_HELLO = 1

@@ -230,6 +230,46 @@ static void close_fds(struct msghdr *mh)
 	}
 }
 
+/* Checks a datagram of n bytes that recvmsg put in buf, with mh's
+ * control data: 1 (m filled), 0 (the end of the channel), or -2 (bad:
+ * *errstr_r says why; its descriptors are closed). */
+static int received(struct msghdr *mh, const void *buf, size_t n,
+    struct msg *m, const char **errstr_r)
+{
+	struct cmsghdr *c;
+	int fd = -1, nfds = 0;
+
+	if (n == 0 && mh->msg_controllen == 0)
+		return 0;
+	if (mh->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		close_fds(mh);
+		*errstr_r = "message or its descriptors truncated";
+		return -2;
+	}
+	for (c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+			close_fds(mh);
+			*errstr_r = "unexpected control data";
+			return -2;
+		}
+		nfds += (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		if (nfds == 1)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	}
+	if (nfds > 1) {
+		close_fds(mh);
+		*errstr_r = "more than one descriptor";
+		return -2;
+	}
+	if (msg_decode(buf, n, fd >= 0, m, errstr_r) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -2;
+	}
+	m->fd = fd;
+	return 1;
+}
+
 int msg_recv(int sock, void *buf, size_t size, struct msg *m,
     const char **errstr_r)
 {
@@ -244,8 +284,6 @@ int msg_recv(int sock, void *buf, size_t size, struct msg *m,
 	    .msg_control = cm.buf,
 	    .msg_controllen = sizeof(cm.buf),
 	};
-	struct cmsghdr *c;
-	int fd = -1, nfds = 0;
 	ssize_t n;
 
 	do {
@@ -253,35 +291,53 @@ int msg_recv(int sock, void *buf, size_t size, struct msg *m,
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
-	if (n == 0 && mh.msg_controllen == 0)
-		return 0;
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		close_fds(&mh);
-		*errstr_r = "message or its descriptors truncated";
-		return -2;
+	return received(&mh, buf, (size_t)n, m, errstr_r);
+}
+
+_Static_assert(sizeof(((struct msg_small *)0)->cm.buf) >=
+        CMSG_SPACE(sizeof(int) * 4),
+    "msg_small's control room matches msg_recv's");
+
+int msg_recv_small(int sock, struct msg_small *slots, unsigned nslots)
+{
+	struct mmsghdr mm[MSG_SMALL_MAX];
+	struct iovec iov[MSG_SMALL_MAX];
+	int n;
+
+	if (nslots > MSG_SMALL_MAX)
+		nslots = MSG_SMALL_MAX;
+	for (unsigned i = 0; i < nslots; i++) {
+		iov[i] = (struct iovec){.iov_base = slots[i].buf,
+		    .iov_len = sizeof(slots[i].buf)};
+		mm[i].msg_hdr = (struct msghdr){
+		    .msg_iov = &iov[i],
+		    .msg_iovlen = 1,
+		    .msg_control = slots[i].cm.buf,
+		    .msg_controllen = sizeof(slots[i].cm.buf),
+		};
+		mm[i].msg_len = 0;
 	}
-	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-			close_fds(&mh);
-			*errstr_r = "unexpected control data";
-			return -2;
+	do {
+		n = recvmmsg(sock, mm, nslots, MSG_CMSG_CLOEXEC | MSG_DONTWAIT,
+		    NULL);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n < 0 ? -1 : 0;
+	for (int i = 0; i < n; i++) {
+		struct msg_small *s = &slots[i];
+
+		s->why = NULL;
+		s->rc = received(&mm[i].msg_hdr, s->buf, mm[i].msg_len, &s->m,
+		    &s->why);
+		if (s->rc <= 0) {
+			/* Nothing after the end or a bad message counts:
+			 * close the descriptors that came with it. */
+			for (int k = i + 1; k < n; k++)
+				close_fds(&mm[k].msg_hdr);
+			return i + 1;
 		}
-		nfds += (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		if (nfds == 1)
-			memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	}
-	if (nfds > 1) {
-		close_fds(&mh);
-		*errstr_r = "more than one descriptor";
-		return -2;
-	}
-	if (msg_decode(buf, (size_t)n, fd >= 0, m, errstr_r) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -2;
-	}
-	m->fd = fd;
-	return 1;
+	return n;
 }
 
 /* Printable ASCII without spaces; ports: digits, at most 5. */

@@ -106,4 +106,29 @@ int msg_send(int sock, enum msg_type type, const void *payload, size_t len,
 int msg_recv(int sock, void *buf, size_t size, struct msg *m,
     const char **errstr_r);
 
+/* Room for one small message (a worker's HELLO, DONE, DRAIN: anything
+ * larger is truncated, hence bad) and what became of it. */
+#define MSG_SMALL_SIZE 64
+#define MSG_SMALL_MAX 32
+struct msg_small {
+	uint8_t buf[MSG_SMALL_SIZE];
+	union {
+		char buf[64]; /* CMSG_SPACE of 4 descriptors, and more */
+		uint64_t align;
+	} cm;
+	int rc;          /* as msg_recv's: 1, 0 (end) or -2 (why says) */
+	struct msg m;    /* rc 1: the message (payload points into buf) */
+	const char *why; /* rc -2 */
+};
+
+/*
+ * Receives up to nslots (at most MSG_SMALL_MAX) small messages in one
+ * recvmmsg, with msg_recv's checks on each.  Returns how many slots were
+ * filled, the last of them possibly the end of the channel (rc 0) or a
+ * bad message (rc -2; what came after it is dropped, its descriptors
+ * closed); fewer than nslots, all with rc 1, means nothing more is
+ * waiting.  -1 on a socket error (errno; EAGAIN when nothing waits).
+ */
+int msg_recv_small(int sock, struct msg_small *slots, unsigned nslots);
+
 #endif

@@ -35,6 +35,8 @@
 /* Messages read from one worker per event, so a chatty worker cannot
  * keep the loop from everybody else. */
 #define BACKEND_READ_BATCH 64
+/* Messages per recvmmsg (a divisor of BACKEND_READ_BATCH). */
+#define BACKEND_RECV_SLOTS 16
 
 static unsigned name_hash(const char *s)
 {
@@ -483,28 +485,52 @@ void backend_worker_event(struct router *r, struct worker *w, uint32_t events)
 			return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		for (int i = 0; i < BACKEND_READ_BATCH; i++) {
-			const char *why = NULL;
-			struct msg m;
-			int rc = msg_recv(
-			    w->fd, r->msgbuf, r->msgbuf_size, &m, &why);
+		/* A worker sends only small messages (HELLO, DONE, DRAIN), a
+		 * DONE per request: they are read many per recvmmsg, and a
+		 * short batch says the channel is empty without one more
+		 * call to find EAGAIN. */
+		static struct msg_small slots[BACKEND_RECV_SLOTS];
 
-			if (rc == 1) {
-				if (!worker_message(r, w, &m))
-					return;
-				continue;
-			}
-			if (rc == -1 && errno == EAGAIN)
+		for (int i = 0; i < BACKEND_READ_BATCH / BACKEND_RECV_SLOTS;
+		     i++) {
+			int n = msg_recv_small(w->fd, slots, BACKEND_RECV_SLOTS);
+
+			if (n < 0 && errno == EAGAIN)
 				break;
-			if (rc == -2)
-				worker_drop(
-				    r, w, true, "bad message (%s)", why);
-			else if (rc == 0)
-				worker_drop(r, w, false, "channel closed");
-			else
+			if (n < 0) {
 				worker_drop(r, w, false, "channel: %s",
 				    strerror(errno));
-			return;
+				return;
+			}
+			if (n == 0) {
+				worker_drop(r, w, false, "channel closed");
+				return;
+			}
+			for (int k = 0; k < n; k++) {
+				struct msg_small *s = &slots[k];
+
+				if (s->rc == -2) {
+					worker_drop(r, w, true,
+					    "bad message (%s)", s->why);
+					return;
+				}
+				if (s->rc == 0) {
+					worker_drop(
+					    r, w, false, "channel closed");
+					return;
+				}
+				if (!worker_message(r, w, &s->m)) {
+					/* Dropped: what followed is not
+					 * looked at; its descriptors go. */
+					for (k++; k < n; k++)
+						if (slots[k].rc == 1 &&
+						    slots[k].m.fd >= 0)
+							close(slots[k].m.fd);
+					return;
+				}
+			}
+			if (n < BACKEND_RECV_SLOTS)
+				break;
 		}
 	}
 	user_dispatch(r, u);

@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -161,8 +162,7 @@ void conn_describe_local(struct conn *c)
 			    ntohs(s6->sin6_port));
 		}
 	}
-	c->remote_addr[0] = '\0';
-	c->remote_port[0] = '\0';
+	c->is_described = true;
 }
 
 void conn_describe(struct conn *c)
@@ -171,6 +171,8 @@ void conn_describe(struct conn *c)
 	socklen_t sl = sizeof(ss);
 
 	conn_describe_local(c);
+	c->remote_addr[0] = '\0';
+	c->remote_port[0] = '\0';
 	if (!c->is_unix &&
 	    getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET) {
@@ -266,7 +268,7 @@ enum conn_read_result conn_read_head(struct conn *c, struct req *r,
 		    conn_grow(c, c->buf_size * 2) < 0)
 			return CONN_READ_CLOSED;
 		ssize_t n = recv(c->fd, c->buf + c->buf_len,
-		    c->buf_size - c->buf_len, 0);
+		    c->buf_size - c->buf_len, MSG_DONTWAIT);
 		if (n == 0)
 			return CONN_READ_CLOSED;
 		if (n < 0) {
@@ -283,6 +285,16 @@ enum conn_read_result conn_read_head(struct conn *c, struct req *r,
 	const struct http_request *http = &r->http;
 
 	c->head_started = false;
+	/* A front connection's server name and port come from the router;
+	 * a TCP socket's own are asked for only when the router left one
+	 * empty and the head has no Host to take the name from (a getsockname
+	 * saved on nearly every request).  A Unix socket's are the defaults
+	 * front_conn_new set. */
+	if (!c->is_described && c->front != NULL && !c->is_unix &&
+	    (c->front->str[MSG_FRONT_SERVER_PORT][0] == '\0' ||
+		(c->front->str[MSG_FRONT_SERVER_NAME][0] == '\0' &&
+		    (http->host_len == 0 || http->host[0] == ':'))))
+		conn_describe_local(c);
 	r->is_head = http->method_len == 4 &&
 	    memcmp(http->method, "HEAD", 4) == 0;
 	r->raw_off = http->head_len;
@@ -371,7 +383,7 @@ static int conn_fill_raw(struct req *r, int timeout_ms)
 	}
 	for (;;) {
 		ssize_t n = recv(c->fd, c->buf + c->buf_len,
-		    c->buf_size - c->buf_len, 0);
+		    c->buf_size - c->buf_len, MSG_DONTWAIT);
 
 		if (n > 0) {
 			c->buf_len += (size_t)n;
@@ -524,7 +536,7 @@ int conn_writev_all(struct req *r, struct iovec *iov, int iovcnt,
 		return -1;
 	}
 	while (mh.msg_iovlen > 0) {
-		ssize_t n = sendmsg(r->c->fd, &mh, MSG_NOSIGNAL);
+		ssize_t n = sendmsg(r->c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -743,6 +755,19 @@ int conn_resp_sendfile(struct req *r, int fd, int64_t len)
 	}
 	if (r->chunked_out)
 		return -1; /* the caller only uses sendfile with a length */
+	if (r->c->may_block) {
+		/* sendfile has no MSG_DONTWAIT: a descriptor passed to us
+		 * (whose open file we share) must be non-blocking first, or
+		 * a client that stops reading would hold this thread. */
+		int fl = fcntl(r->c->fd, F_GETFL);
+
+		if (fl < 0 || (!(fl & O_NONBLOCK) &&
+		    fcntl(r->c->fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+			r->client_gone = true;
+			return -1;
+		}
+		r->c->may_block = false;
+	}
 	while (len < 0 || sent < len) {
 		size_t want = 1 << 20;
 		ssize_t n;

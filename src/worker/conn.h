@@ -65,6 +65,10 @@ struct conn {
 	bool head_started;    /* some bytes of a head arrived */
 	bool is_passed;       /* sent to another process: close our copy only */
 	bool is_polled;       /* ever added to the epoll set (conn_arm) */
+	bool is_described;    /* server_name/port/is_unix are the socket's */
+	bool may_block;       /* O_NONBLOCK not checked yet (a passed
+	                         descriptor): conn.c's reads and writes say
+	                         MSG_DONTWAIT, sendfile checks it first */
 	char remote_addr[64];
 	char remote_port[8];
 	char server_port[8];
@@ -164,8 +168,9 @@ int conn_clock_expire(struct conn *c, int64_t now_ms, int64_t timeout_ms);
 
 /* Fills the peer and local address fields from the socket. */
 void conn_describe(struct conn *c);
-/* Only the local ones (server name and port, is_unix), and empties the
- * peer's: for a front connection, whose client the router names. */
+/* Only the local ones (server name and port, is_unix; sets is_described):
+ * for a front connection, whose client the router names, when its head
+ * needs them (conn_read_head). */
 void conn_describe_local(struct conn *c);
 
 enum conn_read_result {

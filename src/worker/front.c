@@ -126,17 +126,24 @@ struct conn *front_conn_new(
 	static _Thread_local struct msg_front_view v;
 	struct conn_front *f;
 	struct conn *c;
-	int type = 0, one = 1, fl;
+	int type = 0, one = 1;
 	socklen_t tl = sizeof(type);
+	bool is_tcp;
 
 	if (msg_front_decode(m, &v, errstr_r) < 0) {
 		close(m->fd);
 		errno = EPROTO;
 		return NULL;
 	}
-	/* Only a stream socket can be a client connection. */
-	if (getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-	    type != SOCK_STREAM) {
+	/* Only a stream socket can be a client connection.  TCP_NODELAY
+	 * (our responses go out as they are written) is set only on a TCP
+	 * socket, so setting it checks that too, in one call, for the usual
+	 * TCP front; anything else is asked its type. */
+	is_tcp = setsockopt(m->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	             sizeof(one)) == 0;
+	if (!is_tcp &&
+	    (getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	        type != SOCK_STREAM)) {
 		*errstr_r =
 		    "FRONT with a descriptor that is not a stream socket";
 		close(m->fd);
@@ -159,23 +166,23 @@ struct conn *front_conn_new(
 		return NULL;
 	}
 	c->front = f;
-	/* The flag belongs to the open file, which the router shares: it
-	 * wants it non-blocking too, and accepted it so (SOCK_NONBLOCK), so
-	 * this is usually one F_GETFL.  Anyone else gets it set. */
-	fl = fcntl(c->fd, F_GETFL);
-	if (fl >= 0 && !(fl & O_NONBLOCK))
-		fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+	/* O_NONBLOCK belongs to the open file, which the router shares (it
+	 * accepted it so): conn.c reads and writes with MSG_DONTWAIT, and
+	 * checks the flag only before a sendfile, which has no such flag
+	 * (an F_GETFL saved per request). */
+	c->may_block = true;
 	/* The socket's own addresses are the defaults for what the router
-	 * left empty (SERVER_NAME, SERVER_PORT); the client is the one the
+	 * left empty (SERVER_NAME, SERVER_PORT): conn_read_head asks for
+	 * them only when the head needs them.  The client is the one the
 	 * router names, never the socket's peer (the front end), so the
 	 * peer's address is not even asked for. */
-	conn_describe_local(c);
+	c->is_unix = !is_tcp;
+	strcpy(c->server_name, "localhost");
+	strcpy(c->server_port, "80");
 	snprintf(c->remote_addr, sizeof(c->remote_addr), "%s",
 	    f->str[MSG_FRONT_REMOTE_ADDR]);
 	snprintf(c->remote_port, sizeof(c->remote_port), "%s",
 	    f->str[MSG_FRONT_REMOTE_PORT]);
-	if (!c->is_unix)
-		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return c;
 }
 

@@ -8,7 +8,8 @@
  * socketpairs: round trips with and without a descriptor (the received one
  * must be new, close-on-exec and refer to the same file), then a hostile
  * peer: garbage datagrams, two or five descriptors, a datagram larger than
- * the buffer, a closed peer and an empty socket.  Every case that drops a
+ * the buffer, a closed peer and an empty socket; msg_recv_small's batches
+ * of small messages likewise.  Every case that drops a
  * descriptor counts the entries of /proc/self/fd before and after, so a
  * leak fails the test.  Runs as any user.
  */
@@ -651,6 +652,120 @@ static void test_nothing_to_read(void **state)
 	close(sv[0]);
 	close(sv[1]);
 	free(buf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* msg_recv_small: many small messages per recvmmsg                        */
+/* ---------------------------------------------------------------------- */
+
+static void send_done(int sock, uint32_t id)
+{
+	struct msg_done d = {.id = id};
+
+	assert_int_equal(msg_send(sock, MSG_DONE, &d, sizeof(d), -1), 0);
+}
+
+static uint32_t done_id(const struct msg_small *s)
+{
+	struct msg_done d;
+
+	assert_int_equal(s->rc, 1);
+	assert_int_equal(s->m.type, MSG_DONE);
+	assert_int_equal(s->m.len, sizeof(d));
+	assert_int_equal(s->m.fd, -1);
+	memcpy(&d, s->m.payload, sizeof(d));
+	return d.id;
+}
+
+/* Fewer messages than slots: all of them in one call, which says by its
+ * count that nothing more waits; as many as slots: a full batch, and
+ * the rest next time. */
+static void test_small_batches(void **state)
+{
+	static struct msg_small slots[8];
+	int sv[2];
+
+	(void)state;
+	seqpacket_pair(sv);
+	for (uint32_t id = 1; id <= 3; id++)
+		send_done(sv[0], id);
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(done_id(&slots[i]), (uint32_t)i + 1);
+	errno = 0;
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), -1);
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+	for (uint32_t id = 10; id < 20; id++)
+		send_done(sv[0], id);
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), 8);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(done_id(&slots[i]), (uint32_t)i + 10);
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), 2);
+	assert_int_equal(done_id(&slots[0]), 18);
+	assert_int_equal(done_id(&slots[1]), 19);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* What was sent before the peer closed comes first, then the end. */
+static void test_small_peer_closed(void **state)
+{
+	static struct msg_small slots[8];
+	int sv[2];
+
+	(void)state;
+	seqpacket_pair(sv);
+	send_done(sv[0], 7);
+	assert_int_equal(msg_send(sv[0], MSG_DRAIN, NULL, 0, -1), 0);
+	close(sv[0]);
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), 3);
+	assert_int_equal(done_id(&slots[0]), 7);
+	assert_int_equal(slots[1].rc, 1);
+	assert_int_equal(slots[1].m.type, MSG_DRAIN);
+	assert_int_equal(slots[2].rc, 0);
+	/* And the end again, for as long as one asks. */
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), 1);
+	assert_int_equal(slots[0].rc, 0);
+	close(sv[1]);
+}
+
+/* A message too large for a slot is bad (truncated), as is a DONE with a
+ * descriptor; the batch stops there, and every descriptor that came in
+ * it, with the bad message or after it, is closed. */
+static void test_small_bad(void **state)
+{
+	static struct msg_small slots[8];
+	uint8_t big[HDR + 2 * MSG_SMALL_SIZE];
+	struct msg_hdr h = {.type = MSG_CONN, .len = sizeof(big) - HDR};
+	struct msg_done d = {.id = 5};
+	int sv[2], fds_before, fd;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	memcpy(big, &h, sizeof(h));
+	seqpacket_pair(sv);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	fds_before = count_fds();
+	send_done(sv[0], 4);
+	raw_send(sv[0], big, sizeof(big), &fd, 1);
+	assert_int_equal(msg_send(sv[0], MSG_CONN, "x", 1, fd), 0);
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), 2);
+	assert_int_equal(done_id(&slots[0]), 4);
+	assert_int_equal(slots[1].rc, -2);
+	assert_non_null(slots[1].why);
+	assert_int_equal(count_fds(), fds_before);
+	/* A DONE that brings a descriptor. */
+	h = (struct msg_hdr){.type = MSG_DONE, .len = sizeof(d)};
+	memcpy(big, &h, sizeof(h));
+	memcpy(big + HDR, &d, sizeof(d));
+	raw_send(sv[0], big, HDR + sizeof(d), &fd, 1);
+	assert_int_equal(msg_recv_small(sv[1], slots, 8), 1);
+	assert_int_equal(slots[0].rc, -2);
+	assert_int_equal(count_fds(), fds_before);
+	close(fd);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1412,7 +1527,7 @@ int main(void)
 	struct CMUnitTest tests[NROWS(decode_rows) + NROWS(trip_rows) +
 	                        NROWS(garbage_rows) + NROWS(user_rows) +
 	                        NROWS(encode_rows) + NROWS(front_bad_rows) +
-	                        NROWS(stats_rows) + NROWS(queues_rows) + 10];
+	                        NROWS(stats_rows) + NROWS(queues_rows) + 13];
 	size_t n = 0;
 
 	for (size_t i = 0; i < NROWS(decode_rows); i++)
@@ -1439,6 +1554,12 @@ int main(void)
 	    .name = "empty datagram", .test_func = test_empty_datagram};
 	tests[n++] = (struct CMUnitTest){
 	    .name = "nothing to read", .test_func = test_nothing_to_read};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "small: batches", .test_func = test_small_batches};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "small: peer closed", .test_func = test_small_peer_closed};
+	tests[n++] = (struct CMUnitTest){
+	    .name = "small: bad", .test_func = test_small_bad};
 	for (size_t i = 0; i < NROWS(user_rows); i++)
 		tests[n++] = (struct CMUnitTest){.name = user_rows[i].name,
 		    .test_func = test_user_row,

@@ -436,6 +436,20 @@ class TestFront(FrontCase):
         self.assertEqual(env["REMOTE_ADDR"], "2001:db8::1")
         self.assertEqual(env["REMOTE_PORT"], "1")
 
+    def test_server_name_default_of_a_tcp_connection(self):
+        """No Host (HTTP/1.0) and no name from the router: SERVER_NAME is
+        the local address of the socket the worker got (the port is the
+        router's when it gives one)."""
+        f = self.router.front(build_request("GET", "/", version="HTTP/1.0",
+                                            host=None),
+                              tcp=True, server_port="8080")
+        addr = f.peer.getsockname()[0]
+        env = body_json(self, f.response())["environ"]
+        self.router.wait_done([f.id])
+        self.assertEqual(env["SERVER_NAME"], addr)
+        self.assertEqual(env["SERVER_PORT"], "8080")
+        self.assertNotIn("HTTP_HOST", env)
+
     def test_script_name_and_path_info(self):
         rows = [
             # SCRIPT_NAME from the router, path -> SCRIPT_NAME, PATH_INFO

@@ -250,10 +250,34 @@ static void generic_dealloc(PyObject *self)
 	Py_DECREF(tp);
 }
 
+/*
+ * The writer is a GC object although it holds nothing but its type: the
+ * module state holds one (ws->errors), the writer holds its heap type, and
+ * the type holds the module.  Without tp_traverse, the collector could not
+ * see that the writer's reference to its type is part of that cycle, and
+ * every interpreter's _lodge module (its types, the bootstrap and the
+ * state) outlived Py_EndInterpreter: about 20 KiB per reload.
+ */
+static int writer_traverse(PyObject *self, visitproc visit, void *arg)
+{
+	Py_VISIT(Py_TYPE(self));
+	return 0;
+}
+
+static void writer_dealloc(PyObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+
+	PyObject_GC_UnTrack(self);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
 static PyType_Slot writer_slots[] = {
     {Py_tp_methods, writer_methods},
     {Py_tp_getset, writer_getset},
-    {Py_tp_dealloc, generic_dealloc},
+    {Py_tp_traverse, writer_traverse},
+    {Py_tp_dealloc, writer_dealloc},
     {Py_tp_doc, "lodge: writes lines, with a timestamp, to the app's log"},
     {0, NULL},
 };
@@ -261,7 +285,8 @@ static PyType_Slot writer_slots[] = {
 static PyType_Spec writer_spec = {
     .name = "_lodge.LogWriter",
     .basicsize = sizeof(struct writer),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+        Py_TPFLAGS_HAVE_GC,
     .slots = writer_slots,
 };
 

@@ -22,8 +22,9 @@
  *     folder would now shadow (a new flask.py beside wsgi.py) makes the
  *     watcher throw the spare away and build from scratch;
  *   - so does any change in the venv or outside the app folder, lodge.ini
- *     and restart.txt (reload.c note_burst): a touch of restart.txt is a
- *     full, fresh import, as users expect of it;
+ *     and restart.txt (reload.c note_burst), and a reload asked for by
+ *     hand (reload_request): a touch of restart.txt or `lodgectl reload`
+ *     is a full, fresh import, as users expect of it;
  *   - `preload = no` in lodge.ini turns it off, for apps whose imports
  *     depend on what runs before them (gevent's monkey-patching, a
  *     library configured by an environment variable the app sets in

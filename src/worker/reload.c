@@ -236,9 +236,8 @@ static bool is_under(const char *path, const char *dir)
  * waits for the settle delay, so that the files are imported together,
  * and a file written but not closed yet (a slow upload) waits for its
  * close, or RELOAD_OPEN_MS without a write, so that none is imported
- * half-written.  Whichever it
- * is, a build during which another change arrives is never published
- * (see reload_app). */
+ * half-written.  Whichever it is, a build during which another change
+ * arrives is never published (see reload_app). */
 static void note_burst(struct app *app, const char *dir, const char *name,
     uint32_t mask, int64_t now)
 {
@@ -490,9 +489,11 @@ static void reload_app(struct app *app)
 	 * settle. */
 	read_events();
 	if (app->nchanges != changes) {
+		int64_t due = util_now_ms() + wctx.settle_ms;
+
 		app->burst_multi = true;
-		if (app->reload_due != 0)
-			app->reload_due = util_now_ms() + wctx.settle_ms;
+		if (app->reload_due < due) /* a file still open waits longer */
+			app->reload_due = due;
 		userlog_printf(app->log, "the code changed while it was being "
 		    "imported: importing it again once the writes settle%s",
 		    gen ? "" : " (the error above may come from a file "
@@ -643,6 +644,9 @@ void reload_modules_grew(struct app_gen *gen)
 
 void reload_request(struct app *app)
 {
+	/* Asked for by hand (lodgectl reload), like a touch of restart.txt:
+	 * everything is imported afresh, libraries included. */
+	app->spare_stale = true;
 	app->reload_due = util_now_ms();
 }
 

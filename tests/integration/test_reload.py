@@ -942,7 +942,8 @@ class TestReload(ReloadCase):
 
     def test_preload_no_and_restart_txt_import_afresh(self):
         """4e. `preload = no` in lodge.ini: every reload imports the
-        libraries afresh; with preload on, touching restart.txt does."""
+        libraries afresh; with preload on, touching restart.txt or a
+        reload on the control socket does."""
         files = libapp_files()
         files["lodge.ini"] = "venv = venv\npreload = no\n"
         self.start_worker({"libapp": files})
@@ -961,6 +962,14 @@ class TestReload(ReloadCase):
         self.spare_ready("libapp")
         touch(self.app_path("libapp", "restart.txt"))
         self.wait_body("libapp", "v4 lib one fresh")
+        # So is a reload asked for on the control socket.
+        self.spare_ready("libapp")
+        self.edit("libapp", "helper.py", "VALUE = 'v5'\n")
+        self.wait_body("libapp", "v5 lib one preloaded")
+        self.spare_ready("libapp")
+        self.assertTrue(self.w.control_command("reload libapp").startswith(
+            "ok"))
+        self.wait_body("libapp", "v5 lib one fresh")
 
     def test_lazy_import_is_watched(self):
         """5. A module first imported inside a request (from a package the

@@ -307,8 +307,9 @@ bool preload_usable(struct app *app)
 	if (!app->spare_begun)
 		return true; /* a bare spare: nothing to check */
 	if (app->spare_stale) {
-		userlog_printf(app->log, "a library or lodge.ini changed (or "
-		    "restart.txt was touched): importing everything afresh");
+		userlog_printf(app->log, "a library or lodge.ini changed, or "
+		    "restart.txt was touched, or a reload was asked for: "
+		    "importing everything afresh");
 		return false;
 	}
 	res = preload_call("shadowed", "(s)", app->dir);

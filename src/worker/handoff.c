@@ -446,6 +446,10 @@ int replace_request(const char *why)
 		replace_err = "a replacement is already under way";
 		return -1;
 	}
+	if (atomic_load(&wctx.stopping)) {
+		replace_err = "the worker is stopping";
+		return -1;
+	}
 	/* Listeners from --listen specs are inherited in their order;
 	 * those from --listen-fd are passed on the same way. */
 	for (i = 0; i < wctx.nlisten; i++) {
@@ -490,9 +494,26 @@ int replace_request(const char *why)
 		log_error("replace: %s: %s", replace_err, strerror(errno));
 		return -1;
 	}
-	rc = handoff_wait_ready(chan, HANDOFF_READY_TIMEOUT_MS, reason,
-	    sizeof(reason));
+	/* A stop (SIGTERM, on the main thread) that comes while the
+	 * successor starts wins: it must not outlive us, alone in the
+	 * namespace with nobody to stop it.  Either we see the stop here or
+	 * below, or the stop sees the pid (both sides are seq_cst). */
+	atomic_store(&wctx.successor_starting, (int)pid);
+	rc = atomic_load(&wctx.stopping) ? 0 :
+	    handoff_wait_ready(chan, HANDOFF_READY_TIMEOUT_MS, reason,
+	        sizeof(reason));
+	if (atomic_load(&wctx.stopping)) {
+		atomic_store(&wctx.successor_starting, 0);
+		log_info("replace: the worker is stopping; the new process "
+		    "(pid %d) is not needed", (int)pid);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(chan);
+		replace_err = "the worker is stopping";
+		return -1;
+	}
 	if (rc != 1) {
+		atomic_store(&wctx.successor_starting, 0);
 		/* Keep serving: a failed successor must cost nothing. */
 		log_error("replace: %s; this process keeps serving", reason);
 		kill(pid, SIGKILL);
@@ -501,6 +522,7 @@ int replace_request(const char *why)
 		replace_err = "the new process failed to start (see the log)";
 		return -1;
 	}
+	atomic_store(&wctx.successor_starting, 0);
 	wctx.successor = calloc(1, sizeof(*wctx.successor));
 	if (wctx.successor == NULL) {
 		kill(pid, SIGTERM);

@@ -761,6 +761,17 @@ void worker_drain_and_exit(void)
 	stats_up_final();
 	for (i = 0; i < wctx.napps; i++)
 		userlog_flush(wctx.apps[i]->log);
+	/* A replacement the watcher began before the stop: its process must
+	 * not stay behind us (handoff.c replace_request). */
+	{
+		pid_t pid = atomic_exchange(&wctx.successor_starting, 0);
+
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			log_info("stopping: the successor that was starting "
+			    "(pid %d) is stopped too", (int)pid);
+		}
+	}
 	log_info("stopped");
 	/* No Py_Finalize: app threads may still run, and ending
 	 * sub-interpreters that hold them would block (EMBEDDING.md §5). */

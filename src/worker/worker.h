@@ -233,6 +233,9 @@ struct worker_ctx {
 	                               send: a drain waits for them too */
 	atomic_int busy;            /* connections being served */
 	atomic_bool stopping;
+	/* handoff.c: a successor started but not handed over yet (its pid,
+	 * or 0), which a stop must not leave behind (worker_drain_and_exit). */
+	atomic_int successor_starting;
 	atomic_llong last_sweep;
 
 	int settle_ms;              /* reload settle delay */

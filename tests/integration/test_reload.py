@@ -1454,6 +1454,22 @@ class TestReplace(ReloadCase):
                                  PROCESS_TIMEOUT),
                         "old processes left: %s" % self.w.group_pids())
 
+    def test_stop_while_a_successor_starts(self):
+        """SIGTERM while a replacement's new process is still importing
+        (the app's import takes 2 s): the worker stops, and the new
+        process with it; nothing is left behind to serve alone."""
+        header = "import time\ntime.sleep(2.0)\n"
+        self.start_worker({"slow": {"wsgi.py": plain_app('"slow"',
+                                                         header=header)}})
+        pid0 = self.status()["pid"]
+        os.kill(pid0, signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: len(self.w.group_pids()) >= 2, 10),
+                        "no new process started: %s" % self.w.group_pids())
+        os.kill(pid0, signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: self.w.group_pids() == [], 20),
+                        "processes left: %s\nstderr:\n%s" % (
+                            self.w.group_pids(), self.stderr()[-3000:]))
+
     def test_thread_that_never_ends(self):
         """9. An app with a non-daemon thread that never ends still gets
         reloaded (the new version serves); the old interpreter is parked

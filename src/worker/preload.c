@@ -167,15 +167,6 @@ static PyObject *preload_call(const char *fname, const char *fmt, ...)
 	return res;
 }
 
-/* The venv's site-packages, as wsgi_prepare computes it ("" if none). */
-static void preload_venv_site(const struct app *app, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	if (app->venv_dir != NULL)
-		snprintf(buf, size, "%s/lib/python%d.%d/site-packages",
-		    app->venv_dir, PY_MAJOR_VERSION, PY_MINOR_VERSION);
-}
-
 void preload_free_list(struct app *app)
 {
 	for (size_t i = 0; i < app->npreload; i++) {
@@ -200,7 +191,7 @@ void preload_list(struct app_gen *gen)
 		preload_free_list(app);
 		return;
 	}
-	preload_venv_site(app, venv_site, sizeof(venv_site));
+	wsgi_venv_site(app, venv_site, sizeof(venv_site));
 	res = preload_call("libs", "(ss)", app->dir, venv_site);
 	if (res == NULL || !PyList_Check(res)) {
 		Py_XDECREF(res);
@@ -267,7 +258,7 @@ bool preload_step(struct app *app, int64_t deadline)
 		char venv_site[4096];
 		PyObject *env = preload_env(app), *res = NULL;
 
-		preload_venv_site(app, venv_site, sizeof(venv_site));
+		wsgi_venv_site(app, venv_site, sizeof(venv_site));
 		if (env != NULL)
 			res = preload_call("begin", "(sO)", venv_site, env);
 		Py_XDECREF(env);

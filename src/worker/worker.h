@@ -404,6 +404,8 @@ PyObject *wsgi_module_init(void);
  * interpreter's sys.stdout and sys.stderr to app's log.  Its state, or
  * NULL (error cleared). */
 struct wsgi_state *wsgi_bind(struct app *app);
+/* The site-packages of app's venv (lodge.ini venv), or "" if none. */
+void wsgi_venv_site(const struct app *app, char *buf, size_t size);
 /* Sets up a fresh interpreter (sys.stdout/err to the app log, sys.path,
  * module state) and imports the app; the GIL of gen->interp is held.
  * Returns 0 or -1 (reason filled). */

@@ -1255,6 +1255,20 @@ void wsgi_log_exception(struct app *app, const char *what, char *reason,
 
 /* ---- preparing an interpreter ---- */
 
+void wsgi_venv_site(const struct app *app, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (!app->has_conf || app->conf.venv == NULL)
+		return;
+	if (app->conf.venv[0] == '/')
+		snprintf(buf, size, "%s/lib/python%d.%d/site-packages",
+		    app->conf.venv, PY_MAJOR_VERSION, PY_MINOR_VERSION);
+	else
+		snprintf(buf, size, "%s/%s/lib/python%d.%d/site-packages",
+		    app->dir, app->conf.venv, PY_MAJOR_VERSION,
+		    PY_MINOR_VERSION);
+}
+
 struct wsgi_state *wsgi_bind(struct app *app)
 {
 	PyObject *mod = PyImport_ImportModule("_lodge");
@@ -1304,16 +1318,7 @@ int wsgi_prepare(struct app_gen *gen, char *reason, size_t reason_size)
 			snprintf(entry_file, sizeof(entry_file), "%s/app.wsgi",
 			    app->dir);
 	}
-	if (app->has_conf && app->conf.venv != NULL) {
-		if (app->conf.venv[0] == '/')
-			snprintf(venv_site, sizeof(venv_site),
-			    "%s/lib/python%d.%d/site-packages", app->conf.venv,
-			    PY_MAJOR_VERSION, PY_MINOR_VERSION);
-		else
-			snprintf(venv_site, sizeof(venv_site),
-			    "%s/%s/lib/python%d.%d/site-packages", app->dir,
-			    app->conf.venv, PY_MAJOR_VERSION, PY_MINOR_VERSION);
-	}
+	wsgi_venv_site(app, venv_site, sizeof(venv_site));
 	env = PyDict_New();
 	if (env == NULL)
 		goto fail;

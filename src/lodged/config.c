@@ -417,6 +417,21 @@ static void conf_set_seccomp(struct conf_parse *p, const char *key,
 		p->conf->seccomp = v;
 }
 
+static void conf_set_scheduling(struct conf_parse *p, const char *key,
+    const char *value, struct conf_limits *lim, unsigned bit)
+{
+	static const struct conf_word words[] = {
+	    {"batch", CONF_SCHED_BATCH, " (SCHED_BATCH)"},
+	    {"normal", CONF_SCHED_NORMAL, " (SCHED_OTHER)"},
+	    {NULL, 0, NULL},
+	};
+	int v = conf_word(p, key, value, words,
+	    "; write 'scheduling = batch' (the default)");
+
+	if (v >= 0)
+		p->conf->scheduling = v;
+}
+
 static void conf_set_network(struct conf_parse *p, const char *key,
     const char *value, struct conf_limits *lim, unsigned bit)
 {
@@ -711,8 +726,8 @@ static void conf_set_num(struct conf_parse *p, const char *key,
 
 #define CONF_KNOWN_LODGE                                                       \
 	"users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "        \
-	"control_group, control_socket, policy, seccomp, network, worker, "    \
-	"processes, "                                                          \
+	"control_group, control_socket, policy, seccomp, scheduling, "         \
+	"network, worker, processes, "                                         \
 	"threads, memory_max, pids_max, cpu_weight, nofile, "                  \
 	"request_timeout, idle_timeout, front, front_group, front_trusted, "  \
 	"route, host_map, router, router_policy, router_user, queue_max, "     \
@@ -732,6 +747,7 @@ static const struct conf_key conf_keys[] = {
     {"control_socket", 0, conf_set_abs_path},
     {"policy", 0, conf_set_abs_path},
     {"seccomp", 0, conf_set_seccomp},
+    {"scheduling", 0, conf_set_scheduling},
     {"worker", 0, conf_set_abs_path},
     {"network", CONF_SET_NETWORK, conf_set_network},
     {"processes", CONF_SET_PROCESSES, conf_set_num},
@@ -960,6 +976,7 @@ static void conf_defaults(struct conf_parse *p)
 	conf->queue_timeout = 30;
 	conf->inflight_max = 64;
 	conf->seccomp = CONF_SECCOMP_ENFORCE;
+	conf->scheduling = CONF_SCHED_BATCH;
 	conf->limits = (struct conf_limits){
 	    .processes = 1,
 	    .threads = 4,

@@ -16,6 +16,7 @@
  *   control_socket = /run/lodge/control.sock  ; lodgectl's
  *   policy = /etc/lodge/policy/default.policy
  *   seccomp = enforce | log | kill
+ *   scheduling = batch | normal       ; workers' and router's policy
  *   network = host | loopback
  *   worker = /usr/sbin/lodge-worker
  *   processes = 1   threads = 4   memory_max = 1G   pids_max = 512
@@ -59,6 +60,9 @@ enum conf_seccomp {
 	CONF_SECCOMP_LOG,
 	CONF_SECCOMP_KILL
 };
+/* The Linux scheduling policy of the router and the workers: batch
+ * (SCHED_BATCH, the default) or normal (SCHED_OTHER). */
+enum conf_sched { CONF_SCHED_BATCH = 0, CONF_SCHED_NORMAL };
 
 /* The limits of a user's workers: the [lodge] defaults, overridden field
  * by field in [user NAME].  Sizes in bytes; 0 in memory_max, pids_max:
@@ -128,6 +132,7 @@ struct conf {
 	char *control_socket; /* lodgectl's socket */
 	char *policy;
 	enum conf_seccomp seccomp;
+	enum conf_sched scheduling;
 	char *worker;
 	struct conf_limits limits;
 	struct conf_user_section *sections;

@@ -342,6 +342,7 @@ void frontend_start(struct lodged_ctx *ctx)
 	    .nofile = nofile,
 	    .fsize = 0,
 	    .tmp_size = FRONTEND_TMP_SIZE,
+	    .sched_batch = ctx->conf.scheduling == CONF_SCHED_BATCH,
 	    .cgroup_dir = NULL,
 	    .policy_path = ctx->conf.router_policy,
 	    .seccomp_mode = ctx->conf.seccomp == CONF_SECCOMP_LOG
@@ -642,7 +643,7 @@ void frontend_reload(struct lodged_ctx *ctx, const struct conf *old)
 	    strcmp(c->router, old->router) != 0 ||
 	    strcmp(c->router_policy, old->router_policy) != 0 ||
 	    strcmp(c->router_user, old->router_user) != 0 ||
-	    c->seccomp != old->seccomp) {
+	    c->seccomp != old->seccomp || c->scheduling != old->scheduling) {
 		/* The router hands over what it queued and exits; a new one
 		 * starts at once on the same sockets (frontend_reaped). */
 		log_info("router: settings changed; replacing it");

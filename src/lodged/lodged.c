@@ -532,7 +532,8 @@ int lodged_reload(struct lodged_ctx *ctx, struct conf_msgs *errs_r,
 	}
 	is_global_changed = strcmp(conf.worker, ctx->conf.worker) != 0 ||
 	                    strcmp(conf.policy, ctx->conf.policy) != 0 ||
-	                    conf.seccomp != ctx->conf.seccomp;
+	                    conf.seccomp != ctx->conf.seccomp ||
+	                    conf.scheduling != ctx->conf.scheduling;
 
 	/* Users no longer hosted. */
 	for (size_t i = 0; i < ctx->nusers; i++) {

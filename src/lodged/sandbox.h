@@ -85,7 +85,7 @@ int sandbox_cgroup_prepare(const struct spawn_req *req,
 int sandbox_cgroup_join(const struct sandbox_cgroup *cg, const char **what_r);
 
 /* Step 5b: RLIMIT_CORE 0 always; NOFILE, NPROC, FSIZE and AS (memory_max
- * + 1 GiB) when set in req. */
+ * + 1 GiB) when set in req; SCHED_BATCH when req says so. */
 int sandbox_cgroup_rlimits(const struct spawn_req *req, const char **what_r);
 
 /* sandbox_priv.c ----------------------------------------------------- */

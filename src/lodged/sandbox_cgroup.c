@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -223,6 +224,16 @@ int sandbox_cgroup_rlimits(const struct spawn_req *req, const char **what_r)
 	 * arena plus thread stacks, so leave a generous margin. */
 	*what_r = "RLIMIT_AS";
 	if (req->memory_max && set_limit(RLIMIT_AS, req->memory_max + GIB) < 0)
+		return -1;
+	/* A server's processes are woken for every request: SCHED_BATCH
+	 * keeps a woken one from preempting the process that woke it (the
+	 * web server, the router), which then finishes its work first.  The
+	 * share of CPU is the same; every thread and child inherits it, and
+	 * user code cannot change it (the policy refuses
+	 * sched_setscheduler). */
+	*what_r = "sched_setscheduler SCHED_BATCH";
+	if (req->sched_batch &&
+	    sched_setscheduler(0, SCHED_BATCH, &(struct sched_param){0}) < 0)
 		return -1;
 	return 0;
 }

@@ -40,6 +40,7 @@ struct spawn_req {
 	uint64_t nofile;           /* RLIMIT_NOFILE */
 	uint64_t fsize;            /* RLIMIT_FSIZE */
 	uint64_t tmp_size;         /* size= of the private /tmp, /var/tmp, /dev/shm */
+	bool sched_batch;          /* SCHED_BATCH (lodge.conf scheduling) */
 	const char *cgroup_dir;    /* delegated parent, NULL: no cgroup limits */
 	const char *policy_path;   /* seccomp policy file */
 	enum spawn_seccomp_mode seccomp_mode;

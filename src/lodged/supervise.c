@@ -269,6 +269,7 @@ static int supervise_spawn(struct lodged_ctx *ctx, struct lodged_user *u,
 	     * one file (a full disk is everybody's problem). */
 	    .tmp_size = SUPERVISE_TMP_SIZE,
 	    .fsize = SUPERVISE_FSIZE,
+	    .sched_batch = ctx->conf.scheduling == CONF_SCHED_BATCH,
 	    .cgroup_dir = ctx->cgroup_dir,
 	    .policy_path = ctx->conf.policy,
 	    .seccomp_mode = supervise_seccomp(ctx->conf.seccomp),

@@ -362,6 +362,20 @@ class ApacheTest(unittest.TestCase):
                 self.assertIn("Retry-After", headers)
         self.assertEqual(set(statuses), {200, 503}, statuses)
 
+    def test_router_and_workers_run_sched_batch(self):
+        # scheduling = batch (the default): the router and every thread
+        # of the workers serving through it.
+        for site in ("a.http.test", "b.http.test"):
+            self.assertEqual(self.get(site)[0], 200)
+        m = re.findall(r"router: started \(pid (\d+)\)", self.host.read_log())
+        self.assertTrue(m)
+        pids = [int(m[-1])] + self.worker_pids(A) + self.worker_pids(B)
+        self.assertGreaterEqual(len(pids), 3)
+        for pid in pids:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                self.assertEqual(os.sched_getscheduler(int(tid)),
+                                 os.SCHED_BATCH, "pid %d task %s" % (pid, tid))
+
     def test_router_restarts_on_the_same_socket(self):
         # A connection that arrives while the router is down waits in the
         # kernel's backlog of the socket lodged keeps, and the new router

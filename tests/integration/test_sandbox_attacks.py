@@ -604,6 +604,10 @@ class SandboxAttackTest(unittest.TestCase):
         self.assertEqual(res["rlimits"]["RLIMIT_AS"],
                          [(MEMORY_MAX_MIB << 20) + (1 << 30)] * 2)
         self.assertEqual(res["rlimits"]["RLIMIT_CORE"], [0, 0])
+        # scheduling = batch (the default), and the policy refuses
+        # sched_setscheduler: the app cannot leave it.
+        self.assertEqual(res["sched"], os.SCHED_BATCH)
+        self.assertNotIn("ok", res["sched_set_other"])
 
     # -- rows 1-2: other users' files --------------------------------------
 

@@ -51,6 +51,7 @@ static const struct ok_row ok_rows[] = {
     {"", "policy", 0, "/etc/lodge/policy/default.policy"},
     {"", "worker", 0, "/usr/sbin/lodge-worker"},
     {"", "seccomp", CONF_SECCOMP_ENFORCE, NULL},
+    {"", "scheduling", CONF_SCHED_BATCH, NULL},
     {"", "network", CONF_NET_HOST, NULL},
     {"", "processes", 1, NULL},
     {"", "threads", 4, NULL},
@@ -73,6 +74,8 @@ static const struct ok_row ok_rows[] = {
     {"[lodge]\npolicy = /etc/p.policy\n", "policy", 0, "/etc/p.policy"},
     {"[lodge]\nworker = /opt/lw\n", "worker", 0, "/opt/lw"},
     {"[lodge]\nseccomp = log\n", "seccomp", CONF_SECCOMP_LOG, NULL},
+    {"[lodge]\nscheduling = normal\n", "scheduling", CONF_SCHED_NORMAL, NULL},
+    {"[lodge]\nscheduling = batch\n", "scheduling", CONF_SCHED_BATCH, NULL},
     {"[lodge]\nseccomp = kill\n", "seccomp", CONF_SECCOMP_KILL, NULL},
     {"[lodge]\nseccomp = enforce ; default\n", "seccomp", CONF_SECCOMP_ENFORCE,
         NULL},
@@ -135,6 +138,8 @@ static uint64_t num_field(const struct conf *c, const char *f)
 		return c->min_uid;
 	if (strcmp(f, "seccomp") == 0)
 		return c->seccomp;
+	if (strcmp(f, "scheduling") == 0)
+		return c->scheduling;
 	if (strcmp(f, "network") == 0)
 		return l->network;
 	if (strcmp(f, "processes") == 0)
@@ -329,6 +334,10 @@ static const struct err_row err_rows[] = {
     {"[lodge]\ncontrol_group = a/b\n",
         {F ":2: control_group: 'a/b' is not a group name; write e.g. "
            "'control_group = lodgeadm' (or leave it empty: root only)"}},
+    {"[lodge]\nscheduling = fifo\n",
+        {F ":2: scheduling: expected 'batch' (SCHED_BATCH) or 'normal' "
+           "(SCHED_OTHER), got 'fifo'; write 'scheduling = batch' (the "
+           "default)"}},
     {"[lodge]\nseccomp = off\n",
         {F ":2: seccomp: expected 'enforce', 'log' or 'kill', got 'off'; "
            "write 'seccomp = enforce'"}},
@@ -366,8 +375,8 @@ static const struct err_row err_rows[] = {
     {"[lodge]\ncolour = blue\n",
         {F ":2: colour: unknown setting in [lodge]; the known ones are "
            "users, min_uid, apps_dir, log_dir, socket_dir, socket_group, "
-           "control_group, control_socket, policy, seccomp, network, "
-           "worker, processes, "
+           "control_group, control_socket, policy, seccomp, scheduling, "
+           "network, worker, processes, "
            "threads, memory_max, pids_max, cpu_weight, nofile, "
            "request_timeout, idle_timeout, front, front_group, "
            "front_trusted, route, host_map, router, router_policy, "

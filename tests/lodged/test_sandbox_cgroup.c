@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -64,6 +66,45 @@ static void test_rlimits(void **state)
 		getrlimit(RLIMIT_AS, &rl);
 		if (rl.rlim_cur != 2ULL << 30)
 			_exit(5);
+		if (sched_getscheduler(0) != SCHED_OTHER)
+			_exit(6); /* sched_batch not asked for */
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* scheduling = batch: the child and a thread it starts run SCHED_BATCH. */
+static void *policy_of_thread(void *arg)
+{
+	*(int *)arg = sched_getscheduler(0);
+	return NULL;
+}
+
+static void test_sched_batch(void **state)
+{
+	struct spawn_req req;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	memset(&req, 0, sizeof(req));
+	req.sched_batch = true;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *what = NULL;
+		pthread_t t;
+		int policy = -1;
+
+		if (sandbox_cgroup_rlimits(&req, &what) < 0)
+			_exit(1);
+		if (sched_getscheduler(0) != SCHED_BATCH)
+			_exit(2);
+		if (pthread_create(&t, NULL, policy_of_thread, &policy) != 0 ||
+		    pthread_join(t, NULL) != 0 || policy != SCHED_BATCH)
+			_exit(3);
 		_exit(0);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -76,6 +117,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_detect),
 	    cmocka_unit_test(test_rlimits),
+	    cmocka_unit_test(test_sched_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

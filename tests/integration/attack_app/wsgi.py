@@ -866,6 +866,10 @@ def a_status(q):
         "rlimits": rl,
         "hostname": socket.gethostname(),
         "self_mountinfo": open("/proc/self/mountinfo").read(),
+        # lodged starts workers SCHED_BATCH; may the app go back?
+        "sched": os.sched_getscheduler(0),
+        "sched_set_other": outcome(os.sched_setscheduler, 0,
+                                   os.SCHED_OTHER, os.sched_param(0)),
     }
 
 

@@ -448,6 +448,37 @@ class LodgedTest(unittest.TestCase):
         finally:
             self.reconfigure(self.good_conf)
 
+    def test_10c_scheduling(self):
+        # Workers start SCHED_BATCH (the default); 'scheduling = normal'
+        # replaces them, and the new ones run SCHED_OTHER.
+        def policies(pids):
+            out = set()
+            for pid in pids:
+                for tid in os.listdir("/proc/%d/task" % pid):
+                    out.add(os.sched_getscheduler(int(tid)))
+            return out
+
+        self.assert_serves_as(USER_A)
+        self.assertEqual(policies(self.started_pids(USER_A)[-2:]),
+                         {os.SCHED_BATCH})
+        before = len(self.started_pids(USER_A))
+        try:
+            mark = self.reconfigure(self.good_conf.replace(
+                "threads = 2\n", "threads = 2\nscheduling = normal\n"))
+            self.assertIn("user %s: settings changed; replacing" % USER_A,
+                          self.read_log()[mark:])
+            self.assertTrue(wait_for(lambda: re.search(
+                r"worker %s \(pid \d+\): stopped" % USER_A,
+                self.read_log()[mark:])), self.read_log())
+            self.assert_serves_as(USER_A)
+            self.assertTrue(wait_for(
+                lambda: len(self.started_pids(USER_A)) >= before + 2),
+                self.read_log())
+            self.assertEqual(policies(self.started_pids(USER_A)[-2:]),
+                             {os.SCHED_OTHER})
+        finally:
+            self.reconfigure(self.good_conf)
+
     def test_11_path_not_a_socket(self):
         # A regular file where a new user's socket would go is left alone
         # and reported; that user gets no socket, the others keep theirs.
